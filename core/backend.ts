@@ -1,0 +1,203 @@
+/**
+ * The backend interface: the small set of operations the core asks of a
+ * runtime (bind, listen, connect, write, shut down, close) and the events a
+ * runtime reports back (accepted connections, data, end of stream, drain,
+ * errors). The core owns every WASI rule; a backend only moves bytes and
+ * turns its runtime's errors into {@link NetworkError}s.
+ *
+ * Conventions every backend follows:
+ * - Failures are thrown (or rejected) as `NetworkError` with a WIT error code.
+ * - Addresses are {@link HostAddress} values with textual IPs, never hostnames.
+ * - No event is delivered before {@link BackendConnection.start} is called, and
+ *   none after {@link BackendConnection.close}.
+ *
+ * @module
+ */
+
+import type { NetworkError } from "./errors.ts";
+
+/** An IP address family. */
+export type IpFamily = "ipv4" | "ipv6";
+
+/**
+ * A socket address as backends see it: a textual IP (`"127.0.0.1"`, `"::1"`)
+ * and a port. IPv6 addresses carry no brackets.
+ */
+export interface HostAddress {
+  /** The address family of `address`. */
+  family: IpFamily;
+  /** The IP in text form. */
+  address: string;
+  /** The port, 0 to 65535. */
+  port: number;
+  /** IPv6 flow info, where the runtime keeps it. */
+  flowInfo?: number;
+  /** IPv6 scope id, where the runtime keeps it. */
+  scopeId?: number;
+}
+
+/**
+ * The socket options of `wasi:sockets/tcp`, already validated and clamped by
+ * the core. Durations are nanoseconds.
+ */
+export interface TcpOptions {
+  /** SO_KEEPALIVE. */
+  keepAliveEnabled: boolean;
+  /** TCP_KEEPIDLE, in nanoseconds. */
+  keepAliveIdleTime: bigint;
+  /** TCP_KEEPINTVL, in nanoseconds. */
+  keepAliveInterval: bigint;
+  /** TCP_KEEPCNT. */
+  keepAliveCount: number;
+  /** IP_TTL or IPV6_UNICAST_HOPS. */
+  hopLimit: number;
+  /** SO_RCVBUF, in bytes. */
+  receiveBufferSize: bigint;
+  /** SO_SNDBUF, in bytes. */
+  sendBufferSize: bigint;
+}
+
+/** The name of one socket option. */
+export type TcpOptionName = keyof TcpOptions;
+
+/** Receives the events of one connection. */
+export interface ConnectionSink {
+  /**
+   * Bytes arrived. The backend hands over ownership of `chunk`: it must not
+   * reuse the memory afterwards.
+   */
+  data(chunk: Uint8Array): void;
+  /** The peer sent FIN; no more data will come. */
+  end(): void;
+  /** Everything queued by {@link BackendConnection.write} has been handed to the OS. */
+  drain(): void;
+  /** The connection failed; no more events follow. */
+  error(error: NetworkError): void;
+}
+
+/** An established TCP connection, connected or accepted. */
+export interface BackendConnection {
+  /** The local end, as the OS reports it. */
+  readonly localAddress: HostAddress;
+  /** The remote end, as the OS reports it. */
+  readonly remoteAddress: HostAddress;
+  /** Starts delivering events to `sink`. Data flows until {@link pause}. */
+  start(sink: ConnectionSink): void;
+  /**
+   * Queues `chunk` for sending. The backend takes ownership of it.
+   *
+   * @returns `true` when more may be written at once, `false` when the caller
+   * should wait for {@link ConnectionSink.drain}.
+   */
+  write(chunk: Uint8Array): boolean;
+  /** Stops reading from the OS, so that the kernel's window applies backpressure. */
+  pause(): void;
+  /** Resumes reading after {@link pause}. */
+  resume(): void;
+  /**
+   * Shuts down one direction. `send` sends FIN once every queued byte has gone
+   * out; `receive` stops delivering data where the OS allows it.
+   */
+  shutdown(direction: "send" | "receive"): void;
+  /**
+   * Applies one option to the OS socket.
+   *
+   * @returns `true` when the OS socket now has the value, `false` when the
+   * runtime cannot set it (the core then only stores it).
+   */
+  setOption<K extends TcpOptionName>(name: K, value: TcpOptions[K]): boolean;
+  /** Releases the OS socket at once. Idempotent. */
+  close(): void;
+}
+
+/** What the core asks for when listening. */
+export interface ListenRequest {
+  /** The clamped backlog, at least 1. */
+  backlog: number;
+  /** The listener's options, to apply to the listening socket where possible. */
+  options: TcpOptions;
+  /** Only the options the guest set explicitly; a backend may skip the others. */
+  changed: ReadonlySet<TcpOptionName>;
+  /** Called with each accepted connection; the core starts it. */
+  onConnection(connection: BackendConnection): void;
+  /** Called when the listener fails after it started. */
+  onError(error: NetworkError): void;
+}
+
+/** A listening socket. */
+export interface BackendListener {
+  /** The address the listener is bound to. */
+  readonly localAddress: HostAddress;
+  /**
+   * Stops taking connections from the kernel's accept queue (which then fills
+   * up to the backlog). Backends with push-based accept may ignore it; the core
+   * bounds its own queue either way.
+   */
+  pause(): void;
+  /** Resumes after {@link pause}. */
+  resume(): void;
+  /**
+   * Applies one option to the listening socket, as {@link BackendConnection.setOption}.
+   */
+  setOption<K extends TcpOptionName>(name: K, value: TcpOptions[K]): boolean;
+  /** Stops listening and releases the socket. Idempotent. */
+  close(): void;
+}
+
+/**
+ * A socket bound to a local address but not listening: a peer connecting to it
+ * must be refused.
+ */
+export interface BackendBinding {
+  /** The bound address, with the port resolved when 0 was asked for. */
+  readonly localAddress: HostAddress;
+  /** Starts listening on the bound address. */
+  listen(request: ListenRequest): BackendListener | Promise<BackendListener>;
+  /** Releases the address. Idempotent. */
+  close(): void;
+}
+
+/** What the core asks for when binding. */
+export interface BindRequest {
+  /** The local address; port 0 asks the OS for one. */
+  local: HostAddress;
+  /** Whether an IPv6 socket refuses IPv4 traffic. Always true for the core. */
+  ipv6Only: boolean;
+}
+
+/** What the core asks for when connecting. */
+export interface ConnectRequest {
+  /** The peer. */
+  remote: HostAddress;
+  /** The socket's binding, when start-bind came first; the backend owns it from now on. */
+  binding?: BackendBinding;
+  /** The socket's options, to apply to the new connection where possible. */
+  options: TcpOptions;
+  /** Only the options the guest set explicitly; a backend may skip the others. */
+  changed: ReadonlySet<TcpOptionName>;
+}
+
+/**
+ * A runtime's TCP implementation, driven by the core.
+ *
+ * @example
+ * ```ts
+ * import type { TcpBackend } from "./backend.ts";
+ * function describe(backend: TcpBackend): string {
+ *   return `${backend.name}: ${[...backend.realOptions].join(", ")}`;
+ * }
+ * ```
+ */
+export interface TcpBackend {
+  /** A short name for messages and tests: "node", "deno", "bun", "memory". */
+  readonly name: string;
+  /** The options this backend applies to real sockets; the rest are stored only. */
+  readonly realOptions: ReadonlySet<TcpOptionName>;
+  /**
+   * Binds without listening. Synchronous where the runtime allows, so that
+   * finish-bind can answer at once.
+   */
+  bind(request: BindRequest): BackendBinding | Promise<BackendBinding>;
+  /** Connects. Rejects with a NetworkError such as `connection-refused`. */
+  connect(request: ConnectRequest): Promise<BackendConnection>;
+}

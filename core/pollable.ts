@@ -1,0 +1,260 @@
+/**
+ * `wasi:io/poll`: the `pollable` resource and `poll`. Every pollable a guest can
+ * see (sockets, streams, clocks) is this one class, because jco checks
+ * `instanceof Pollable` against the class it imports.
+ *
+ * A pollable is a view on a {@link PollSource}: either a readiness check plus a
+ * {@link Notifier} that fires when readiness may have changed, or a deadline.
+ *
+ * @module
+ */
+
+import { trap } from "./errors.ts";
+
+/**
+ * Wakes whoever waits on a resource when its readiness may have changed.
+ * Resources call {@link Notifier.notify} after every state change that could
+ * make a pollable ready; waiters re-check, so spurious wake-ups are harmless.
+ *
+ * @example
+ * ```ts
+ * import { Notifier } from "./pollable.ts";
+ * const n = new Notifier();
+ * n.add(() => console.log("woken"));
+ * n.notify();
+ * ```
+ */
+export class Notifier {
+  #waiters: Array<() => void> = [];
+
+  /**
+   * Registers a one-shot wake-up.
+   *
+   * @param wake Called on the next {@link notify}.
+   */
+  add(wake: () => void): void {
+    this.#waiters.push(wake);
+  }
+
+  /**
+   * Unregisters a wake-up that has not fired.
+   *
+   * @param wake The function given to {@link add}.
+   */
+  delete(wake: () => void): void {
+    const i = this.#waiters.indexOf(wake);
+    if (i >= 0) this.#waiters.splice(i, 1);
+  }
+
+  /** Calls and forgets every registered wake-up. */
+  notify(): void {
+    const list = this.#waiters;
+    if (list.length === 0) return;
+    this.#waiters = [];
+    for (let i = 0; i < list.length; i++) list[i]();
+  }
+}
+
+/**
+ * What a {@link Pollable} observes.
+ */
+export interface PollSource {
+  /** Whether the pollable is ready now. Must not block or throw. */
+  ready(): boolean;
+  /** Fires when readiness may have changed. Absent for pure deadlines. */
+  readonly notifier?: Notifier;
+  /** A deadline on the `performance.now()` scale (ms) at which it is ready. */
+  readonly deadline?: number;
+}
+
+// Guests that poll in a loop with something always ready (a zero-duration
+// clock) would otherwise resume on microtasks forever under JSPI and starve
+// the runtime's I/O; every YIELD_MS we hand the event loop one macrotask.
+const YIELD_MS = 2;
+const MAX_TIMER_MS = 0x7fff_ffff;
+let lastYield = 0;
+
+const scheduleMacrotask: (cb: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
+    ? (globalThis as unknown as { setImmediate: (cb: () => void) => void }).setImmediate
+    : (cb) => setTimeout(cb, 0);
+
+function macrotask(resolve: () => void): void {
+  scheduleMacrotask(resolve);
+}
+
+/**
+ * Lets the event loop run I/O if the caller has not waited for a while.
+ *
+ * @returns A promise that resolves after a macrotask when one is due, at once otherwise.
+ * @example
+ * ```ts
+ * import { yieldToEventLoop } from "./pollable.ts";
+ * await yieldToEventLoop();
+ * ```
+ */
+export function yieldToEventLoop(): Promise<void> | undefined {
+  const now = performance.now();
+  if (now - lastYield < YIELD_MS) return undefined;
+  lastYield = now;
+  return new Promise(macrotask);
+}
+
+// Set by Pollable's static block, so that only this module reads the source.
+let sourceOf: (p: Pollable) => PollSource;
+
+/**
+ * The `wasi:io/poll.pollable` resource.
+ *
+ * @example
+ * ```ts
+ * import { Pollable } from "./pollable.ts";
+ * const soon = new Pollable({ ready: () => performance.now() >= 0, deadline: 0 });
+ * console.log(soon.ready()); // true
+ * ```
+ */
+export class Pollable {
+  #source: PollSource;
+
+  /**
+   * @param source What the pollable observes. Hosts may build their own
+   * pollables this way, e.g. for other WASI interfaces.
+   */
+  constructor(source: PollSource) {
+    this.#source = source;
+  }
+
+  /**
+   * Whether the pollable is ready, without waiting.
+   *
+   * @returns `true` when a `block` would return at once.
+   */
+  ready(): boolean {
+    return this.#source.ready();
+  }
+
+  /**
+   * Waits until the pollable is ready. Under JSPI this suspends the guest.
+   *
+   * @returns A promise that resolves once ready.
+   */
+  async block(): Promise<void> {
+    await waitReady([this]);
+  }
+
+  /** Drops the pollable; it holds no OS resources. */
+  [Symbol.dispose](): void {}
+
+  static {
+    sourceOf = (p) => p.#source;
+  }
+}
+
+function readyIndices(list: readonly Pollable[]): Uint32Array | undefined {
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < list.length; i++) {
+    if (sourceOf(list[i]).ready()) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (count === 0) return undefined;
+  const out = new Uint32Array(count);
+  if (count === 1) {
+    out[0] = first;
+    return out;
+  }
+  let j = 0;
+  for (let i = first; i < list.length && j < count; i++) {
+    if (sourceOf(list[i]).ready()) out[j++] = i;
+  }
+  return j === count ? out : out.subarray(0, j);
+}
+
+function waitChange(sources: readonly PollSource[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const notifiers: Notifier[] = [];
+    let deadline = Infinity;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wake = (): void => {
+      for (const n of notifiers) n.delete(wake);
+      if (timer !== undefined) clearTimeout(timer);
+      lastYield = performance.now();
+      resolve();
+    };
+    for (const source of sources) {
+      if (source.notifier && !notifiers.includes(source.notifier)) {
+        notifiers.push(source.notifier);
+        source.notifier.add(wake);
+      }
+      if (source.deadline !== undefined && source.deadline < deadline) {
+        deadline = source.deadline;
+      }
+    }
+    if (deadline !== Infinity) {
+      // Timers may fire a little early; the caller re-checks readiness.
+      // setTimeout fires at once past 2^31-1 ms; a longer wait just re-arms.
+      const ms = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(deadline - performance.now())));
+      timer = setTimeout(wake, ms);
+    }
+  });
+}
+
+async function waitReady(list: readonly Pollable[]): Promise<Uint32Array> {
+  for (;;) {
+    const ready = readyIndices(list);
+    if (ready) {
+      const y = yieldToEventLoop();
+      if (y) await y;
+      return ready;
+    }
+    await waitChange(list.map(sourceOf));
+  }
+}
+
+/**
+ * `wasi:io/poll.poll`: waits until at least one pollable is ready.
+ *
+ * @param pollables The pollables to wait on; the list may repeat one.
+ * @returns The indices of the ready ones, in order, as jco expects a `list<u32>`.
+ * @throws {Error} A trap (no `payload`) for an empty list.
+ * @throws {TypeError} When an entry is not a Pollable.
+ * @example
+ * ```ts
+ * import { Pollable, poll } from "./pollable.ts";
+ * const ready = await poll([new Pollable({ ready: () => true })]);
+ * console.log(ready[0]); // 0
+ * ```
+ */
+export function poll(pollables: Pollable[]): Promise<Uint32Array> {
+  if (!Array.isArray(pollables)) {
+    return Promise.reject(new TypeError("Expected a list of pollables"));
+  }
+  if (pollables.length === 0) {
+    return Promise.reject(trap("Cannot poll an empty list of pollables"));
+  }
+  for (const p of pollables) {
+    if (!(p instanceof Pollable)) {
+      return Promise.reject(new TypeError("Expected every entry to be a Pollable"));
+    }
+  }
+  return waitReady(pollables);
+}
+
+/**
+ * Waits until `source` is ready, for the blocking stream calls.
+ *
+ * @param source What to wait on.
+ * @returns A promise that resolves once `source.ready()` is true.
+ * @example
+ * ```ts
+ * import { Notifier, waitFor } from "./pollable.ts";
+ * await waitFor({ ready: () => true, notifier: new Notifier() });
+ * ```
+ */
+export async function waitFor(source: PollSource): Promise<void> {
+  while (!source.ready()) {
+    await waitChange([source]);
+  }
+}

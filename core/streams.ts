@@ -1,0 +1,521 @@
+/**
+ * `wasi:io/streams` over a backend connection: the `input-stream` and
+ * `output-stream` a connected TCP socket hands out.
+ *
+ * Bytes are never copied here. A read returns the chunk the backend delivered
+ * (or a view of it); a write hands the caller's array to the backend, which
+ * takes ownership. jco always passes a fresh copy of guest memory, so this is
+ * safe for guests; JS callers must not modify an array after writing it.
+ *
+ * @module
+ */
+
+import type { BackendConnection, ConnectionSink } from "./backend.ts";
+import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
+import { checkBigint } from "./_options.ts";
+import { Notifier, Pollable, type PollSource, waitFor } from "./pollable.ts";
+
+/** How many bytes one check-write allows, as wasmtime. */
+export const WRITE_BUDGET = 65536;
+const WRITE_BUDGET_BIG = BigInt(WRITE_BUDGET);
+/** The most blocking-write-and-flush may take; more traps. */
+export const BLOCKING_WRITE_LIMIT = 4096;
+/**
+ * How many received bytes the core holds for a guest that does not read.
+ * Past it the backend stops reading and the kernel's window pushes back.
+ */
+export const RECEIVE_WINDOW = 256 * 1024;
+
+const EMPTY = new Uint8Array(0);
+
+function toLength(len: bigint): number {
+  return len > 0x7fff_ffffn ? 0x7fff_ffff : Number(len);
+}
+
+// The receive side of one connection, shared by the sink and the InputStream.
+class Receiver implements PollSource {
+  readonly notifier: Notifier = new Notifier();
+  chunks: Uint8Array[] = [];
+  head = 0;
+  bytes = 0;
+  ended = false;
+  closed = false;
+  paused = false;
+  error: IoError | undefined;
+  errorReported = false;
+
+  constructor(readonly connection: BackendConnection, readonly window: number) {}
+
+  ready(): boolean {
+    return this.bytes > 0 || this.ended || this.closed || this.error !== undefined;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.closed || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes >= this.window && !this.paused) {
+      this.paused = true;
+      this.connection.pause();
+    }
+    if (this.bytes === chunk.length) this.notifier.notify();
+  }
+
+  take(max: number, keep: boolean): Uint8Array {
+    const chunks = this.chunks;
+    let chunk = chunks[this.head];
+    let out: Uint8Array;
+    if (chunk.length <= max) {
+      out = chunk;
+      chunks[this.head++] = EMPTY;
+      if (this.head === chunks.length) {
+        chunks.length = 0;
+        this.head = 0;
+      } else if (this.head > 64) {
+        chunks.splice(0, this.head);
+        this.head = 0;
+      }
+    } else {
+      out = chunk.subarray(0, max);
+      chunk = chunk.subarray(max);
+      chunks[this.head] = chunk;
+    }
+    this.bytes -= out.length;
+    if (this.paused && this.bytes <= this.window >>> 1) {
+      this.paused = false;
+      this.connection.resume();
+    }
+    return keep ? out : EMPTY;
+  }
+
+  // Hands a pending failure to the guest once, then reports closed.
+  fail(): never {
+    if (this.error && !this.errorReported) {
+      this.errorReported = true;
+      throw StreamError.failed(this.error);
+    }
+    throw StreamError.closed();
+  }
+
+  // shutdown(receive) and dropping the stream: discard, and tell the backend
+  // to stop delivering.
+  shutdown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.chunks = [];
+    this.head = 0;
+    this.bytes = 0;
+    if (this.error === undefined) this.connection.shutdown("receive");
+    this.notifier.notify();
+  }
+}
+
+// The send side of one connection, shared by the sink and the OutputStream.
+class Sender implements PollSource {
+  readonly notifier: Notifier = new Notifier();
+  writable = true;
+  closed = false;
+  error: IoError | undefined;
+  errorReported = false;
+
+  constructor(readonly connection: BackendConnection) {}
+
+  ready(): boolean {
+    return this.writable || this.closed || this.error !== undefined;
+  }
+
+  check(): void {
+    if (this.error && !this.errorReported) {
+      this.errorReported = true;
+      throw StreamError.failed(this.error);
+    }
+    if (this.closed || this.error) throw StreamError.closed();
+  }
+
+  write(chunk: Uint8Array): void {
+    this.check();
+    if (chunk.length > (this.writable ? WRITE_BUDGET : 0)) {
+      throw trap(
+        `Write of ${chunk.length} bytes exceeds the ${this.writable ? WRITE_BUDGET : 0} bytes check-write allowed`,
+      );
+    }
+    if (chunk.length === 0) return;
+    if (!this.connection.write(chunk)) this.writable = false;
+  }
+
+  shutdown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.error === undefined) this.connection.shutdown("send");
+    this.notifier.notify();
+  }
+}
+
+class Sink implements ConnectionSink {
+  constructor(readonly rx: Receiver, readonly tx: Sender) {}
+
+  data(chunk: Uint8Array): void {
+    this.rx.push(chunk);
+  }
+
+  end(): void {
+    this.rx.ended = true;
+    this.rx.notifier.notify();
+  }
+
+  drain(): void {
+    this.tx.writable = true;
+    this.tx.notifier.notify();
+  }
+
+  error(error: NetworkError): void {
+    const io = new IoError(error.message, error.payload);
+    this.rx.error = io;
+    this.tx.error = io;
+    this.rx.notifier.notify();
+    this.tx.notifier.notify();
+  }
+}
+
+/**
+ * `wasi:io/streams.input-stream`: the receive side of a TCP connection.
+ *
+ * @example
+ * ```ts
+ * // `input` comes from TcpSocket.finishConnect() or accept().
+ * declare const input: import("./streams.ts").InputStream;
+ * const bytes = await input.blockingRead(65536n);
+ * ```
+ */
+export class InputStream {
+  #rx: Receiver;
+
+  /** Built by the core for a connection; not for direct use. */
+  constructor(internal: unknown) {
+    if (!(internal instanceof Receiver)) {
+      throw new TypeError("InputStream is created by TcpSocket, not constructed");
+    }
+    this.#rx = internal;
+  }
+
+  /**
+   * Reads what has arrived, without waiting.
+   *
+   * @param len The most bytes to return.
+   * @returns Up to `len` bytes; empty when nothing has arrived yet.
+   * @throws {StreamError} `closed` at end of stream or after shutdown(receive);
+   * `last-operation-failed` once after a connection error.
+   * @throws {TypeError} When `len` is not a u64 bigint.
+   */
+  read(len: bigint): Uint8Array {
+    checkBigint(len, "len");
+    const rx = this.#rx;
+    if (rx.bytes > 0) return len === 0n ? EMPTY : rx.take(toLength(len), true);
+    if (rx.ended || rx.closed || rx.error) rx.fail();
+    return EMPTY;
+  }
+
+  /**
+   * Waits until at least one byte or the end of stream is there, then reads.
+   *
+   * @param len The most bytes to return.
+   * @returns Up to `len` bytes, at least one unless `len` is 0.
+   * @throws {StreamError} As {@link read}.
+   * @throws {TypeError} When `len` is not a u64 bigint.
+   */
+  async blockingRead(len: bigint): Promise<Uint8Array> {
+    checkBigint(len, "len");
+    if (len > 0n && !this.#rx.ready()) await waitFor(this.#rx);
+    return this.read(len);
+  }
+
+  /**
+   * Discards what has arrived, without waiting.
+   *
+   * @param len The most bytes to discard.
+   * @returns How many bytes were discarded.
+   * @throws {StreamError} As {@link read}.
+   * @throws {TypeError} When `len` is not a u64 bigint.
+   */
+  skip(len: bigint): bigint {
+    checkBigint(len, "len");
+    const rx = this.#rx;
+    let left = toLength(len);
+    let skipped = 0;
+    while (left > 0 && rx.bytes > 0) {
+      const before = rx.bytes;
+      rx.take(left, false);
+      const n = before - rx.bytes;
+      skipped += n;
+      left -= n;
+    }
+    if (skipped > 0 || len === 0n) return BigInt(skipped);
+    if (rx.ended || rx.closed || rx.error) rx.fail();
+    return 0n;
+  }
+
+  /**
+   * Waits like {@link blockingRead}, then skips.
+   *
+   * @param len The most bytes to discard.
+   * @returns How many bytes were discarded.
+   * @throws {StreamError} As {@link read}.
+   * @throws {TypeError} When `len` is not a u64 bigint.
+   */
+  async blockingSkip(len: bigint): Promise<bigint> {
+    checkBigint(len, "len");
+    if (len > 0n && !this.#rx.ready()) await waitFor(this.#rx);
+    return this.skip(len);
+  }
+
+  /**
+   * A pollable that is ready when data, the end of stream or an error is there.
+   *
+   * @returns A new pollable.
+   */
+  subscribe(): Pollable {
+    return new Pollable(this.#rx);
+  }
+
+  /** Drops the stream: later data is discarded and the backend stops delivering it. */
+  [Symbol.dispose](): void {
+    this.#rx.shutdown();
+  }
+}
+
+/**
+ * `wasi:io/streams.output-stream`: the send side of a TCP connection.
+ *
+ * @example
+ * ```ts
+ * declare const output: import("./streams.ts").OutputStream;
+ * await output.blockingWriteAndFlush(new TextEncoder().encode("hello"));
+ * ```
+ */
+export class OutputStream {
+  #tx: Sender;
+
+  /** Built by the core for a connection; not for direct use. */
+  constructor(internal: unknown) {
+    if (!(internal instanceof Sender)) {
+      throw new TypeError("OutputStream is created by TcpSocket, not constructed");
+    }
+    this.#tx = internal;
+  }
+
+  /**
+   * How many bytes the next {@link write} may take.
+   *
+   * @returns 65536 when the connection can take more, 0 while it drains.
+   * @throws {StreamError} `closed` after shutdown(send); `last-operation-failed`
+   * once after a connection error.
+   */
+  checkWrite(): bigint {
+    const tx = this.#tx;
+    tx.check();
+    return tx.writable ? WRITE_BUDGET_BIG : 0n;
+  }
+
+  /**
+   * Hands bytes to the connection. The stream takes ownership of `contents`.
+   *
+   * @param contents At most what {@link checkWrite} allowed.
+   * @throws {Error} A trap (no `payload`) when `contents` exceeds the budget.
+   * @throws {StreamError} As {@link checkWrite}.
+   * @throws {TypeError} When `contents` is not a Uint8Array.
+   */
+  write(contents: Uint8Array): void {
+    if (!(contents instanceof Uint8Array)) {
+      throw new TypeError("Expected contents to be a Uint8Array");
+    }
+    this.#tx.write(contents);
+  }
+
+  /**
+   * Writes up to 4096 bytes, waiting for room first, then waits for the flush.
+   *
+   * @param contents At most 4096 bytes.
+   * @returns A promise that resolves once the bytes are handed to the OS.
+   * @throws {Error} A trap (no `payload`) for more than 4096 bytes.
+   * @throws {StreamError} As {@link checkWrite}.
+   * @throws {TypeError} When `contents` is not a Uint8Array.
+   */
+  async blockingWriteAndFlush(contents: Uint8Array): Promise<void> {
+    if (!(contents instanceof Uint8Array)) {
+      throw new TypeError("Expected contents to be a Uint8Array");
+    }
+    if (contents.length > BLOCKING_WRITE_LIMIT) {
+      throw trap(
+        `Blocking write of ${contents.length} bytes exceeds the limit of ${BLOCKING_WRITE_LIMIT}`,
+      );
+    }
+    const tx = this.#tx;
+    tx.check();
+    if (!tx.ready()) await waitFor(tx);
+    tx.write(contents);
+    await this.blockingFlush();
+  }
+
+  /**
+   * Starts flushing. Bytes go to the backend at write time, so this only checks
+   * that the stream is open.
+   *
+   * @throws {StreamError} As {@link checkWrite}.
+   */
+  flush(): void {
+    this.#tx.check();
+  }
+
+  /**
+   * Waits until everything written has been handed to the OS.
+   *
+   * @returns A promise that resolves when the stream is writable again.
+   * @throws {StreamError} As {@link checkWrite}.
+   */
+  async blockingFlush(): Promise<void> {
+    const tx = this.#tx;
+    tx.check();
+    if (!tx.ready()) await waitFor(tx);
+    tx.check();
+  }
+
+  /**
+   * A pollable that is ready when {@link checkWrite} would allow bytes or fail.
+   *
+   * @returns A new pollable.
+   */
+  subscribe(): Pollable {
+    return new Pollable(this.#tx);
+  }
+
+  /**
+   * Writes `len` zero bytes.
+   *
+   * @param len At most what {@link checkWrite} allowed.
+   * @throws {Error} A trap when `len` exceeds the budget.
+   * @throws {StreamError} As {@link checkWrite}.
+   * @throws {TypeError} When `len` is not a u64 bigint.
+   */
+  writeZeroes(len: bigint): void {
+    checkBigint(len, "len");
+    const n = toLength(len);
+    this.#tx.check();
+    if (n > WRITE_BUDGET) {
+      throw trap(`Write of ${len} zero bytes exceeds the check-write budget`);
+    }
+    this.#tx.write(new Uint8Array(n));
+  }
+
+  /**
+   * {@link writeZeroes} with the waiting and flushing of {@link blockingWriteAndFlush}.
+   *
+   * @param len At most 4096.
+   * @returns A promise that resolves once flushed.
+   * @throws {Error} A trap for more than 4096 bytes.
+   * @throws {StreamError} As {@link checkWrite}.
+   * @throws {TypeError} When `len` is not a u64 bigint.
+   */
+  blockingWriteZeroesAndFlush(len: bigint): Promise<void> {
+    checkBigint(len, "len");
+    if (len > BigInt(BLOCKING_WRITE_LIMIT)) {
+      return Promise.reject(
+        trap(`Blocking write of ${len} bytes exceeds the limit of ${BLOCKING_WRITE_LIMIT}`),
+      );
+    }
+    return this.blockingWriteAndFlush(new Uint8Array(Number(len)));
+  }
+
+  /**
+   * Moves bytes from `src` to this stream without waiting.
+   *
+   * @param src The stream to read from.
+   * @param len The most bytes to move.
+   * @returns How many bytes moved.
+   * @throws {StreamError} `closed` when `src` has ended, or as {@link checkWrite}.
+   * @throws {TypeError} For a wrong `src` or `len`.
+   */
+  splice(src: InputStream, len: bigint): bigint {
+    if (!(src instanceof InputStream)) throw new TypeError("Expected src to be an InputStream");
+    checkBigint(len, "len");
+    const tx = this.#tx;
+    tx.check();
+    const room = tx.writable ? WRITE_BUDGET : 0;
+    const want = len > BigInt(room) ? room : Number(len);
+    if (want === 0) return 0n;
+    const bytes = src.read(BigInt(want));
+    if (bytes.length > 0) tx.write(bytes);
+    return BigInt(bytes.length);
+  }
+
+  /**
+   * Waits until `src` has data and this stream has room, then splices.
+   *
+   * @param src The stream to read from.
+   * @param len The most bytes to move.
+   * @returns How many bytes moved.
+   * @throws {StreamError} As {@link splice}.
+   * @throws {TypeError} For a wrong `src` or `len`.
+   */
+  async blockingSplice(src: InputStream, len: bigint): Promise<bigint> {
+    if (!(src instanceof InputStream)) throw new TypeError("Expected src to be an InputStream");
+    checkBigint(len, "len");
+    const tx = this.#tx;
+    tx.check();
+    if (!tx.ready()) await waitFor(tx);
+    const pollable = src.subscribe();
+    if (!pollable.ready()) await pollable.block();
+    return this.splice(src, len);
+  }
+
+  /** Drops the stream, which shuts down the send side once queued bytes are out. */
+  [Symbol.dispose](): void {
+    this.#tx.shutdown();
+  }
+
+}
+
+/**
+ * The two streams of a connection, plus the shutdown operations the socket
+ * needs but the streams do not expose.
+ */
+export interface ConnectionStreams {
+  /** The receive side. */
+  input: InputStream;
+  /** The send side. */
+  output: OutputStream;
+  /** `tcp-socket.shutdown(send)`: FIN after queued bytes, then `closed`. */
+  shutdownSend(): void;
+  /** `tcp-socket.shutdown(receive)`: reads report `closed` from now on. */
+  shutdownReceive(): void;
+}
+
+/**
+ * Starts a backend connection and wraps it in a pair of streams.
+ *
+ * @param connection A connected or accepted backend connection, not yet started.
+ * @param receiveWindow Bytes to buffer before pausing the backend.
+ * @returns The streams and the socket-level shutdowns.
+ * @example
+ * ```ts
+ * import type { BackendConnection } from "./backend.ts";
+ * import { openStreams } from "./streams.ts";
+ * declare const conn: BackendConnection;
+ * const { input, output } = openStreams(conn);
+ * ```
+ */
+export function openStreams(
+  connection: BackendConnection,
+  receiveWindow: number = RECEIVE_WINDOW,
+): ConnectionStreams {
+  const rx = new Receiver(connection, receiveWindow);
+  const tx = new Sender(connection);
+  const input = new InputStream(rx);
+  const output = new OutputStream(tx);
+  connection.start(new Sink(rx, tx));
+  return {
+    input,
+    output,
+    shutdownSend: () => tx.shutdown(),
+    shutdownReceive: () => rx.shutdown(),
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * The factory that binds the WASI TCP surface to one backend and one host
+ * policy, in the namespace shapes jco imports, plus the import object of
+ * jco's instantiation mode and the list of asynchronous imports for JSPI.
+ *
+ * @module
+ */
+
+import type { TcpBackend } from "./backend.ts";
+import { IoError } from "./errors.ts";
+import type { IpAddressFamily } from "./ip_socket_address.ts";
+import * as clock from "./monotonic_clock.ts";
+import { Pollable, poll } from "./pollable.ts";
+import { InputStream, OutputStream } from "./streams.ts";
+import { Network, type PermissionHook, type SocketContext, TcpSocket } from "./tcp_socket.ts";
+
+/** Options of {@link createWasiSockets}. */
+export interface WasiSocketsOptions {
+  /** The backend that does the I/O. */
+  backend: TcpBackend;
+  /**
+   * The host's policy, consulted before any OS call with the address and its
+   * use (`bind`, `connect`, `listen`, `accept`). `false` gives `access-denied`.
+   */
+  permission?: PermissionHook;
+  /** Bytes held per connection for a guest that does not read (default 256 KiB). */
+  receiveWindow?: number;
+  /** The most accepted connections held for a guest that does not accept (default 1024). */
+  maxAcceptQueue?: number;
+}
+
+/** `wasi:sockets/tcp`. */
+export interface TcpNamespace {
+  /** The socket resource. */
+  TcpSocket: typeof TcpSocket;
+}
+
+/** `wasi:sockets/tcp-create-socket`. */
+export interface TcpCreateSocketNamespace {
+  /**
+   * Creates an unbound socket.
+   *
+   * @param addressFamily `"ipv4"` or `"ipv6"` (v6-only).
+   * @returns The socket.
+   */
+  createTcpSocket(addressFamily: IpAddressFamily): TcpSocket;
+}
+
+/** `wasi:sockets/network`. */
+export interface NetworkNamespace {
+  /** The network resource. */
+  Network: typeof Network;
+}
+
+/** `wasi:sockets/instance-network`. */
+export interface InstanceNetworkNamespace {
+  /** @returns The instance's network capability. */
+  instanceNetwork(): Network;
+}
+
+/** `wasi:io/streams`. */
+export interface StreamsNamespace {
+  /** The input stream resource. */
+  InputStream: typeof InputStream;
+  /** The output stream resource. */
+  OutputStream: typeof OutputStream;
+}
+
+/** `wasi:io/poll`. */
+export interface PollNamespace {
+  /** The pollable resource. */
+  Pollable: typeof Pollable;
+  /** Waits for any of a list of pollables. */
+  poll: typeof poll;
+}
+
+/** `wasi:io/error`. */
+export interface ErrorNamespace {
+  /** The error resource, under the name jco imports. */
+  Error: typeof IoError;
+}
+
+/** `wasi:clocks/monotonic-clock`. */
+export interface MonotonicClockNamespace {
+  /** The current instant in nanoseconds. */
+  now: typeof clock.now;
+  /** The clock's resolution in nanoseconds. */
+  resolution: typeof clock.resolution;
+  /** A pollable ready at an instant. */
+  subscribeInstant: typeof clock.subscribeInstant;
+  /** A pollable ready after a duration. */
+  subscribeDuration: typeof clock.subscribeDuration;
+}
+
+/** The namespaces jco imports, bound to one backend. */
+export interface WasiSockets {
+  /** `wasi:sockets/tcp`. */
+  tcp: TcpNamespace;
+  /** `wasi:sockets/tcp-create-socket`. */
+  tcpCreateSocket: TcpCreateSocketNamespace;
+  /** `wasi:sockets/network`. */
+  network: NetworkNamespace;
+  /** `wasi:sockets/instance-network`. */
+  instanceNetwork: InstanceNetworkNamespace;
+  /** `wasi:io/streams`. */
+  streams: StreamsNamespace;
+  /** `wasi:io/poll`. */
+  poll: PollNamespace;
+  /** `wasi:io/error`. */
+  error: ErrorNamespace;
+  /** `wasi:clocks/monotonic-clock`. */
+  monotonicClock: MonotonicClockNamespace;
+}
+
+/**
+ * Binds the WASI TCP namespaces to a backend and a host policy.
+ *
+ * @param options The backend and the policy.
+ * @returns The namespaces, shaped as jco imports them.
+ * @throws {TypeError} When `options.backend` is missing.
+ * @example
+ * ```ts
+ * import { createWasiSockets } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({
+ *   backend: new MemoryNetwork().backend,
+ *   permission: (address, use) => use !== "connect" || address.tag === "ipv4",
+ * });
+ * const socket = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+ * ```
+ */
+export function createWasiSockets(options: WasiSocketsOptions): WasiSockets {
+  if (typeof options?.backend?.bind !== "function") {
+    throw new TypeError("Expected options.backend to be a TcpBackend");
+  }
+  const ctx: SocketContext = {
+    backend: options.backend,
+    permission: options.permission,
+    receiveWindow: options.receiveWindow,
+    maxAcceptQueue: options.maxAcceptQueue,
+  };
+  const network = new Network();
+  return {
+    tcp: { TcpSocket },
+    tcpCreateSocket: {
+      createTcpSocket(addressFamily: IpAddressFamily): TcpSocket {
+        if (addressFamily !== "ipv4" && addressFamily !== "ipv6") {
+          throw new TypeError('Expected addressFamily to be "ipv4" or "ipv6"');
+        }
+        return TcpSocket.create(ctx, addressFamily);
+      },
+    },
+    network: { Network },
+    instanceNetwork: { instanceNetwork: (): Network => network },
+    streams: { InputStream, OutputStream },
+    poll: { Pollable, poll },
+    error: { Error: IoError },
+    monotonicClock: {
+      now: clock.now,
+      resolution: clock.resolution,
+      subscribeInstant: clock.subscribeInstant,
+      subscribeDuration: clock.subscribeDuration,
+    },
+  };
+}
+
+/** The 0.2.x versions that share the 0.2.6 surface. */
+export const WASI_VERSIONS: readonly string[] = Array.from(
+  { length: 13 },
+  (_, i) => `0.2.${i}`,
+);
+
+/**
+ * The imports that return Promises, in jco's `--async-imports` form, for
+ * `jco transpile --async-mode jspi`.
+ *
+ * @param version The WASI version the component imports.
+ * @returns Names such as `wasi:io/poll@0.2.6#poll`.
+ * @example
+ * ```ts
+ * import { asyncImports } from "./wasi_sockets.ts";
+ * const flags = asyncImports().flatMap((name) => ["--async-imports", name]);
+ * ```
+ */
+export function asyncImports(version = "0.2.6"): string[] {
+  const io = (iface: string, names: string[]): string[] =>
+    names.map((n) => `wasi:io/${iface}@${version}#${n}`);
+  return [
+    ...io("poll", ["poll", "[method]pollable.block"]),
+    ...io("streams", [
+      "[method]input-stream.blocking-read",
+      "[method]input-stream.blocking-skip",
+      "[method]output-stream.blocking-write-and-flush",
+      "[method]output-stream.blocking-flush",
+      "[method]output-stream.blocking-write-zeroes-and-flush",
+      "[method]output-stream.blocking-splice",
+    ]),
+  ];
+}
+
+/** {@link asyncImports} for 0.2.6. */
+export const ASYNC_IMPORTS: readonly string[] = asyncImports();
+
+/**
+ * The import object of jco's instantiation mode: the namespaces under every
+ * interface name they serve, unversioned and for each 0.2.x version.
+ *
+ * @param wasi Namespaces from {@link createWasiSockets}.
+ * @returns An object keyed like `"wasi:sockets/tcp@0.2.6"`.
+ * @example
+ * ```ts
+ * import { createImportObject, createWasiSockets } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const imports = createImportObject(createWasiSockets({ backend: new MemoryNetwork().backend }));
+ * console.log(Object.keys(imports).includes("wasi:sockets/tcp@0.2.6")); // true
+ * ```
+ */
+export function createImportObject(wasi: WasiSockets): Record<string, object> {
+  const byName: Record<string, object> = {
+    "wasi:sockets/tcp": wasi.tcp,
+    "wasi:sockets/tcp-create-socket": wasi.tcpCreateSocket,
+    "wasi:sockets/network": wasi.network,
+    "wasi:sockets/instance-network": wasi.instanceNetwork,
+    "wasi:io/streams": wasi.streams,
+    "wasi:io/poll": wasi.poll,
+    "wasi:io/error": wasi.error,
+    "wasi:clocks/monotonic-clock": wasi.monotonicClock,
+  };
+  const out: Record<string, object> = {};
+  for (const [name, ns] of Object.entries(byName)) {
+    out[name] = ns;
+    for (const v of WASI_VERSIONS) out[`${name}@${v}`] = ns;
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * wasi-tcp: the host side of `wasi:sockets/tcp@0.2.6` for Deno, Bun and Node.
+ *
+ * This entry exports the namespaces jco imports (`tcp`, `tcpCreateSocket`,
+ * `network`, `instanceNetwork`, `streams`, `poll`, `error`, `monotonicClock`),
+ * bound to the backend of the runtime it runs in: `Bun.listen/connect` under
+ * Bun, `Deno.listen/connect` under Deno, `node:net` elsewhere. Map a
+ * component's imports to it with jco:
+ *
+ * ```sh
+ * jco transpile c.wasm -o out --map 'wasi:sockets/*=wasi-tcp#*' \
+ *   --map 'wasi:io/*=wasi-tcp#*' --map 'wasi:clocks/*=wasi-tcp#*'
+ * ```
+ *
+ * Use {@link createWasiSockets} to choose the backend or add a permission hook.
+ *
+ * @example
+ * ```ts
+ * import { instanceNetwork, tcpCreateSocket } from "@wasi-tcp/wasi-tcp";
+ * const socket = tcpCreateSocket.createTcpSocket("ipv4");
+ * socket.startBind(instanceNetwork.instanceNetwork(), {
+ *   tag: "ipv4",
+ *   val: { port: 0, address: [127, 0, 0, 1] },
+ * });
+ * socket.finishBind();
+ * socket[Symbol.dispose]();
+ * ```
+ *
+ * @module
+ */
+
+import type { TcpBackend } from "./core/backend.ts";
+import {
+  createWasiSockets,
+  type ErrorNamespace,
+  type InstanceNetworkNamespace,
+  type MonotonicClockNamespace,
+  type NetworkNamespace,
+  type PollNamespace,
+  type StreamsNamespace,
+  type TcpCreateSocketNamespace,
+  type TcpNamespace,
+  type WasiSockets,
+} from "./core/wasi_sockets.ts";
+
+export {
+  ASYNC_IMPORTS,
+  asyncImports,
+  createImportObject,
+  createWasiSockets,
+  WASI_VERSIONS,
+} from "./core/wasi_sockets.ts";
+export type { WasiSockets, WasiSocketsOptions } from "./core/wasi_sockets.ts";
+export type { NetworkUse, PermissionHook } from "./core/tcp_socket.ts";
+export { IoError, NetworkError, StreamError } from "./core/errors.ts";
+export type { ErrorCode, StreamErrorPayload } from "./core/errors.ts";
+export type { IpAddressFamily, IpSocketAddress } from "./core/ip_socket_address.ts";
+
+/**
+ * The backend of the runtime this module runs in.
+ *
+ * @returns A Bun, Deno or node:net backend.
+ * @example
+ * ```ts
+ * import { createWasiSockets, runtimeBackend } from "@wasi-tcp/wasi-tcp";
+ * const wasi = createWasiSockets({ backend: await runtimeBackend(), permission: () => true });
+ * ```
+ */
+export async function runtimeBackend(): Promise<TcpBackend> {
+  const g = globalThis as { Bun?: unknown; Deno?: unknown };
+  if (g.Bun !== undefined) return (await import("./runtimes/bun.ts")).createBunBackend();
+  if (g.Deno !== undefined) return (await import("./runtimes/deno.ts")).createDenoBackend();
+  return (await import("./runtimes/node.ts")).createNodeBackend();
+}
+
+const wasi: WasiSockets = createWasiSockets({ backend: await runtimeBackend() });
+
+/** `wasi:sockets/tcp`, bound to this runtime's backend. */
+export const tcp: TcpNamespace = wasi.tcp;
+/** `wasi:sockets/tcp-create-socket`, bound to this runtime's backend. */
+export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
+/** `wasi:sockets/network`. */
+export const network: NetworkNamespace = wasi.network;
+/** `wasi:sockets/instance-network`. */
+export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
+/** `wasi:io/streams`. */
+export const streams: StreamsNamespace = wasi.streams;
+/** `wasi:io/poll`. */
+export const poll: PollNamespace = wasi.poll;
+/** `wasi:io/error`. */
+export const error: ErrorNamespace = wasi.error;
+/** `wasi:clocks/monotonic-clock`. */
+export const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
