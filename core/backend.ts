@@ -200,4 +200,10 @@ export interface TcpBackend {
   bind(request: BindRequest): BackendBinding | Promise<BackendBinding>;
   /** Connects. Rejects with a NetworkError such as `connection-refused`. */
   connect(request: ConnectRequest): Promise<BackendConnection>;
+  /**
+   * Schedules `callback` after the runtime has polled for I/O, if the runtime
+   * has something cheaper than `setTimeout(0)` for it (Node's setImmediate).
+   * Busy-polling guests rely on it to let I/O progress.
+   */
+  macrotask?(callback: () => void): void;
 }

@@ -74,13 +74,27 @@ const YIELD_MS = 2;
 const MAX_TIMER_MS = 0x7fff_ffff;
 let lastYield = 0;
 
-const scheduleMacrotask: (cb: () => void) => void =
-  typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
-    ? (globalThis as unknown as { setImmediate: (cb: () => void) => void }).setImmediate
-    : (cb) => setTimeout(cb, 0);
+// setTimeout(0) lets every runtime poll for I/O; backends offer a cheaper
+// macrotask where their runtime has one (setImmediate on Node).
+let scheduleMacrotask: (cb: () => void) => void = (cb) => setTimeout(cb, 0);
 
 function macrotask(resolve: () => void): void {
   scheduleMacrotask(resolve);
+}
+
+/**
+ * Sets how pollables hand the event loop a turn, for runtimes with a cheaper
+ * macrotask than `setTimeout(0)` that still runs pending I/O first.
+ *
+ * @param schedule Calls its argument after the runtime has polled for I/O.
+ * @example
+ * ```ts
+ * import { useMacrotask } from "./pollable.ts";
+ * useMacrotask((cb) => setTimeout(cb, 0));
+ * ```
+ */
+export function useMacrotask(schedule: (cb: () => void) => void): void {
+  scheduleMacrotask = schedule;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { TcpBackend } from "./backend.ts";
 import { IoError } from "./errors.ts";
 import type { IpAddressFamily } from "./ip_socket_address.ts";
 import * as clock from "./monotonic_clock.ts";
-import { Pollable, poll } from "./pollable.ts";
+import { Pollable, poll, useMacrotask } from "./pollable.ts";
 import { InputStream, OutputStream } from "./streams.ts";
 import { Network, type PermissionHook, type SocketContext, TcpSocket } from "./tcp_socket.ts";
 
@@ -139,6 +139,7 @@ export function createWasiSockets(options: WasiSocketsOptions): WasiSockets {
     receiveWindow: options.receiveWindow,
     maxAcceptQueue: options.maxAcceptQueue,
   };
+  if (options.backend.macrotask) useMacrotask(options.backend.macrotask);
   const network = new Network();
   return {
     tcp: { TcpSocket },
