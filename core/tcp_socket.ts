@@ -108,8 +108,17 @@ type State =
 const CREATE = Symbol("create");
 const NO_CHANGES: ReadonlySet<TcpOptionName> = new Set();
 
-function wouldBlock(): NetworkError {
-  return new NetworkError("would-block", "The operation has not finished yet");
+// Guests poll finish-calls and accept in loops, so would-block is thrown far
+// more often than any other error; skipping its stack trace makes it cheap.
+function wouldBlock(message: string): NetworkError {
+  const E = Error as { stackTraceLimit?: number };
+  const limit = E.stackTraceLimit;
+  E.stackTraceLimit = 0;
+  try {
+    return new NetworkError("would-block", message);
+  } finally {
+    E.stackTraceLimit = limit;
+  }
 }
 
 function toNetworkError(e: unknown): NetworkError {
@@ -272,7 +281,7 @@ export class TcpSocket {
       throw new NetworkError("not-in-progress", "No bind is in progress");
     }
     const p = s.pending;
-    if (!p.done) throw wouldBlock();
+    if (!p.done) throw wouldBlock("The operation has not finished yet");
     if (!p.ok) {
       this.#state = { tag: "unbound" };
       throw p.error;
@@ -331,7 +340,7 @@ export class TcpSocket {
       throw new NetworkError("not-in-progress", "No connect is in progress");
     }
     const p = s.pending;
-    if (!p.done) throw wouldBlock();
+    if (!p.done) throw wouldBlock("The operation has not finished yet");
     if (!p.ok) {
       if (p.error.payload === "access-denied") {
         this.#state = s.binding ? { tag: "bound", binding: s.binding } : { tag: "unbound" };
@@ -421,7 +430,7 @@ export class TcpSocket {
       throw new NetworkError("not-in-progress", "No listen is in progress");
     }
     const p = s.pending;
-    if (!p.done) throw wouldBlock();
+    if (!p.done) throw wouldBlock("The operation has not finished yet");
     if (!p.ok) {
       this.#state = { tag: "bound", binding: s.binding };
       throw p.error;
@@ -443,7 +452,7 @@ export class TcpSocket {
       throw new NetworkError("invalid-state", "The socket is not listening");
     }
     const connection = s.queue.shift();
-    if (!connection) throw new NetworkError("would-block", "No connection is pending");
+    if (!connection) throw wouldBlock("No connection is pending");
     if (s.queue.length === this.#queueLimit() - 1) s.listener.resume();
     const socket = new TcpSocket(CREATE, this.#ctx, this.#family, this.#options);
     if (this.#changed) {

@@ -1,0 +1,478 @@
+/**
+ * The Deno backend: `Deno.listen`, `Deno.connect`, `conn.read`, `conn.write`,
+ * `conn.closeWrite` and `listener.accept`, with Deno's node:net where the
+ * native API has a gap.
+ *
+ * - bind: Deno has no bind-without-listen, so the address is held by a bound,
+ *   not listening, socket from Deno's node:net (`net._createServerHandle`,
+ *   SO_REUSEADDR on). Peers are refused, the port is resolved at once.
+ * - listen: `Deno.listen` on the same address and port with `tcpBacklog`
+ *   (SO_REUSEADDR lets it bind next to the held socket), then the held socket
+ *   is closed, so the port is never free in between.
+ * - connect: `Deno.connect`; from a binding, which `Deno.connect` cannot do,
+ *   the held socket is closed and Deno's node:net connects with
+ *   `localAddress`/`localPort`, giving a node:net connection.
+ * - options: keep-alive on/off (`conn.setKeepAlive`) is applied; Deno has no
+ *   idle time, interval, count, hop limit or buffer sizes.
+ *
+ * Limitation: IPv6 sockets are not v6-only. `Deno.listen` on `"::"` is always
+ * dual-stack, and Deno's node:net ignores UV_TCP_IPV6ONLY, so a socket bound
+ * to `"::"` also takes IPv4 traffic (and blocks the IPv4 port).
+ *
+ * @module
+ */
+
+import type {
+  BackendBinding,
+  BackendConnection,
+  BackendListener,
+  BindRequest,
+  ConnectionSink,
+  ConnectRequest,
+  HostAddress,
+  ListenRequest,
+  TcpBackend,
+  TcpOptionName,
+  TcpOptions,
+} from "../core/backend.ts";
+import { NetworkError } from "../core/errors.ts";
+import { type NodeReservation, reserveAddress } from "./_node_binding.ts";
+import { applyOptions, connectNode, nodeHostAddress } from "./_node_connection.ts";
+import { formatAddress } from "./_node_errors.ts";
+import { denoNetworkError } from "./_deno_errors.ts";
+
+/** Bytes asked of each `conn.read`. */
+const READ_SIZE = 64 * 1024;
+/**
+ * Reads shorter than this are copied out so the read buffer can be reused:
+ * handing over a 64 KiB buffer for a few bytes would pin the rest of it.
+ */
+const COPY_LIMIT = 16 * 1024;
+/** Queued bytes past which `write` asks the caller to wait for `drain`. */
+const HIGH_WATER = 64 * 1024;
+
+const REAL_OPTIONS: ReadonlySet<TcpOptionName> = new Set<TcpOptionName>(["keepAliveEnabled"]);
+
+/**
+ * Ports of listeners closed while an `accept()` was pending. Deno frees such
+ * a socket only once the pending accept is cancelled, a turn of the event
+ * loop later; a bind that meets the port still listening waits for that.
+ */
+const closingPorts = new Map<number, Promise<void>>();
+
+function netAddr(addr: Deno.Addr): HostAddress {
+  const { hostname, port } = addr as Deno.NetAddr;
+  return nodeHostAddress(hostname, port);
+}
+
+/**
+ * A native Deno TCP connection. Reads are pulled with `conn.read` into a
+ * fresh buffer that is handed over; writes are queued and pushed by one
+ * async loop, because `conn.write` may take only part of a chunk.
+ */
+class DenoConnection implements BackendConnection {
+  readonly localAddress: HostAddress;
+  readonly remoteAddress: HostAddress;
+  #conn: Deno.TcpConn;
+  #sink: ConnectionSink | undefined;
+  #earlyError: NetworkError | undefined;
+  #done = false;
+  #released = false;
+  #paused = false;
+  #receiveShut = false;
+  #sendShut = false;
+  #eof = false;
+  #reading = false;
+  // A chunk whose read completed after pause(); delivered on resume().
+  #held: Uint8Array | undefined;
+  #spare: Uint8Array | undefined;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #writing = false;
+  #needDrain = false;
+
+  constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+    this.localAddress = netAddr(conn.localAddr);
+    this.remoteAddress = netAddr(conn.remoteAddr);
+  }
+
+  start(sink: ConnectionSink): void {
+    if (this.#sink !== undefined) return;
+    this.#sink = sink;
+    if (this.#earlyError !== undefined) {
+      const failure = this.#earlyError;
+      this.#earlyError = undefined;
+      sink.error(failure);
+      return;
+    }
+    if (!this.#done && !this.#paused && !this.#receiveShut) this.#read();
+  }
+
+  async #read(): Promise<void> {
+    this.#reading = true;
+    const conn = this.#conn;
+    let buffer = this.#spare ?? new Uint8Array(READ_SIZE);
+    this.#spare = undefined;
+    while (!this.#paused) {
+      let n: number | null;
+      try {
+        n = await conn.read(buffer);
+      } catch (error) {
+        this.#reading = false;
+        this.#fail(error);
+        return;
+      }
+      if (this.#done) return;
+      if (n === null) {
+        this.#reading = false;
+        this.#eof = true;
+        if (!this.#receiveShut) this.#sink!.end();
+        return;
+      }
+      if (this.#receiveShut) break;
+      let chunk: Uint8Array;
+      if (n < COPY_LIMIT) chunk = buffer.slice(0, n);
+      else {
+        chunk = buffer.subarray(0, n);
+        buffer = new Uint8Array(READ_SIZE);
+      }
+      if (this.#paused) {
+        this.#held = chunk;
+        break;
+      }
+      this.#sink!.data(chunk);
+      if (this.#done) return;
+    }
+    this.#spare = buffer;
+    this.#reading = false;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#done || this.#sendShut) return true;
+    if (chunk.byteLength !== 0) {
+      this.#queue.push(chunk);
+      this.#queued += chunk.byteLength;
+      if (!this.#writing) this.#flush();
+    }
+    if (this.#queued > HIGH_WATER) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    const conn = this.#conn;
+    const queue = this.#queue;
+    try {
+      while (queue.length !== 0) {
+        const chunk = queue[0];
+        let offset = await conn.write(chunk);
+        while (offset < chunk.byteLength) {
+          if (this.#done) return;
+          offset += await conn.write(chunk.subarray(offset));
+        }
+        if (this.#done) return;
+        queue.shift();
+        this.#queued -= chunk.byteLength;
+      }
+    } catch (error) {
+      this.#writing = false;
+      this.#fail(error);
+      return;
+    }
+    this.#writing = false;
+    if (this.#sendShut) this.#closeWrite();
+    else if (this.#needDrain) {
+      this.#needDrain = false;
+      this.#sink?.drain();
+    }
+  }
+
+  #closeWrite(): void {
+    // A failing shutdown(2) means the connection is gone; the read side reports why.
+    this.#conn.closeWrite().catch(() => {});
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (this.#done || this.#receiveShut || this.#eof || !this.#paused) return;
+    this.#paused = false;
+    if (this.#sink === undefined) return;
+    const held = this.#held;
+    if (held !== undefined) {
+      this.#held = undefined;
+      this.#sink.data(held);
+      if (this.#done || this.#paused) return;
+    }
+    if (!this.#reading) this.#read();
+  }
+
+  shutdown(direction: "send" | "receive"): void {
+    if (this.#done) return;
+    if (direction === "send") {
+      if (this.#sendShut) return;
+      this.#sendShut = true;
+      this.#needDrain = false;
+      if (!this.#writing) this.#closeWrite();
+    } else {
+      this.#receiveShut = true;
+      this.#paused = true;
+      this.#held = undefined;
+    }
+  }
+
+  setOption<K extends TcpOptionName>(name: K, value: TcpOptions[K]): boolean {
+    if (name !== "keepAliveEnabled") return false;
+    if (!this.#done) this.#conn.setKeepAlive(value as boolean);
+    return true;
+  }
+
+  #fail(error: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#release();
+    const failure = denoNetworkError(
+      error,
+      "io",
+      `Connection to ${formatAddress(this.remoteAddress.address, this.remoteAddress.port)}`,
+    );
+    const sink = this.#sink;
+    if (sink === undefined) this.#earlyError = failure;
+    else sink.error(failure);
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#held = undefined;
+    this.#spare = undefined;
+    this.#queue.length = 0;
+    this.#queued = 0;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by Deno.
+    }
+  }
+
+  close(): void {
+    this.#done = true;
+    this.#release();
+  }
+}
+
+/**
+ * A `Deno.listen` listener. Connections are pulled with `accept()`, so
+ * {@link DenoListener.pause} simply stops pulling and the kernel's backlog
+ * fills up.
+ */
+class DenoListener implements BackendListener {
+  readonly localAddress: HostAddress;
+  #listener: Deno.TcpListener;
+  #request: ListenRequest;
+  #paused = false;
+  #accepting: Promise<Deno.TcpConn> | undefined;
+  #closed = false;
+
+  constructor(listener: Deno.TcpListener, request: ListenRequest) {
+    this.#listener = listener;
+    this.#request = request;
+    this.localAddress = netAddr(listener.addr);
+    this.#accept();
+  }
+
+  async #accept(): Promise<void> {
+    while (!this.#paused) {
+      let conn: Deno.TcpConn;
+      try {
+        this.#accepting = this.#listener.accept();
+        conn = await this.#accepting;
+      } catch (error) {
+        this.#accepting = undefined;
+        if (this.#closed) return;
+        const failure = denoNetworkError(
+          error,
+          "accept",
+          `Accept on ${formatAddress(this.localAddress.address, this.localAddress.port)}`,
+        );
+        // The peer gave up before we took it; the listener is fine.
+        if (failure.payload === "connection-aborted") continue;
+        this.#request.onError(failure);
+        return;
+      }
+      this.#accepting = undefined;
+      if (this.#closed) {
+        conn.close();
+        return;
+      }
+      this.#request.onConnection(new DenoConnection(conn));
+      if (this.#closed) return;
+    }
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (this.#closed || !this.#paused) return;
+    this.#paused = false;
+    if (this.#accepting === undefined) this.#accept();
+  }
+
+  setOption<K extends TcpOptionName>(_name: K, _value: TcpOptions[K]): boolean {
+    // Deno cannot set options on a listener; the core applies them to each accepted connection.
+    return false;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    const pending = this.#accepting;
+    if (pending !== undefined) {
+      const port = this.localAddress.port;
+      const released = pending.then(() => {}, () => {}).then(() => {
+        if (closingPorts.get(port) === released) closingPorts.delete(port);
+      });
+      closingPorts.set(port, released);
+    }
+  }
+}
+
+/** An address held by a bound, not listening, node:net socket. */
+class DenoBinding implements BackendBinding {
+  #reservation: NodeReservation;
+  #state: "bound" | "listening" | "released" = "bound";
+
+  constructor(reservation: NodeReservation) {
+    this.#reservation = reservation;
+  }
+
+  get localAddress(): HostAddress {
+    return this.#reservation.localAddress;
+  }
+
+  listen(request: ListenRequest): BackendListener {
+    if (this.#state !== "bound") {
+      throw new NetworkError("invalid-state", `Cannot listen on a binding that is ${this.#state}`);
+    }
+    const local = this.#reservation.localAddress;
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({
+        transport: "tcp",
+        hostname: local.address,
+        port: local.port,
+        tcpBacklog: Math.min(request.backlog, 0x7fff_ffff),
+      });
+    } catch (error) {
+      // The held socket still holds the address: the binding stays usable.
+      throw denoNetworkError(
+        error,
+        "listen",
+        `Listen on ${formatAddress(local.address, local.port)}`,
+      );
+    }
+    this.#state = "listening";
+    this.#reservation.release();
+    return new DenoListener(listener, request);
+  }
+
+  release(): HostAddress {
+    if (this.#state !== "bound") {
+      throw new NetworkError(
+        "invalid-state",
+        `Cannot connect from a binding that is ${this.#state}`,
+      );
+    }
+    this.#state = "released";
+    this.#reservation.release();
+    return this.#reservation.localAddress;
+  }
+
+  close(): void {
+    if (this.#state !== "bound") return;
+    this.#state = "released";
+    this.#reservation.release();
+  }
+}
+
+async function connectDeno(request: ConnectRequest): Promise<BackendConnection> {
+  const { remote } = request;
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ transport: "tcp", hostname: remote.address, port: remote.port });
+  } catch (error) {
+    throw denoNetworkError(
+      error,
+      "connect",
+      `Connect to ${formatAddress(remote.address, remote.port)}`,
+    );
+  }
+  const connection = new DenoConnection(conn);
+  applyOptions(connection, request.options, request.changed);
+  return connection;
+}
+
+/**
+ * Creates the Deno backend. Only usable under Deno (it calls the `Deno`
+ * namespace), though importing the module is harmless elsewhere.
+ *
+ * @returns A backend named `"deno"`.
+ * @example
+ * ```ts
+ * import { createDenoBackend } from "./deno.ts";
+ * const backend = createDenoBackend();
+ * const binding = await backend.bind({
+ *   local: { family: "ipv4", address: "127.0.0.1", port: 0 },
+ *   ipv6Only: true,
+ * });
+ * console.log(binding.localAddress.port > 0); // true
+ * binding.close();
+ * ```
+ */
+export function createDenoBackend(): TcpBackend {
+  return {
+    name: "deno",
+    realOptions: REAL_OPTIONS,
+    bind(request: BindRequest): BackendBinding | Promise<BackendBinding> {
+      try {
+        return new DenoBinding(reserveAddress(request) as NodeReservation);
+      } catch (error) {
+        const closing = (error as NetworkError).payload === "address-in-use"
+          ? closingPorts.get(request.local.port)
+          : undefined;
+        if (closing === undefined) throw error;
+        return closing.then(() => new DenoBinding(reserveAddress(request) as NodeReservation));
+      }
+    },
+    connect(request: ConnectRequest): Promise<BackendConnection> {
+      const binding = request.binding;
+      if (binding === undefined) return connectDeno(request);
+      let local: HostAddress;
+      try {
+        local = binding instanceof DenoBinding ? binding.release() : binding.localAddress;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      binding.close();
+      return connectNode({
+        remote: request.remote,
+        local,
+        options: request.options,
+        changed: request.changed,
+      });
+    },
+  };
+}
