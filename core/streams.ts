@@ -40,11 +40,25 @@ class Receiver implements PollSource {
   bytes = 0;
   ended = false;
   closed = false;
-  paused = false;
+  // Connections start paused, so a connection whose guest never reads costs
+  // no pending read; the first read, skip or subscribe starts reading.
+  paused = true;
+  idle = true;
+  // Set when the socket is dropped: deferred shutdowns are then moot.
+  released = false;
   error: IoError | undefined;
   errorReported = false;
 
   constructor(readonly connection: BackendConnection, readonly window: number) {}
+
+  wake(): void {
+    if (!this.idle) return;
+    this.idle = false;
+    if (this.bytes < this.window && !this.closed && this.error === undefined) {
+      this.paused = false;
+      this.connection.resume();
+    }
+  }
 
   ready(): boolean {
     return this.bytes > 0 || this.ended || this.closed || this.error !== undefined;
@@ -81,7 +95,7 @@ class Receiver implements PollSource {
       chunks[this.head] = chunk;
     }
     this.bytes -= out.length;
-    if (this.paused && this.bytes <= this.window >>> 1) {
+    if (this.paused && !this.idle && this.bytes <= this.window >>> 1) {
       this.paused = false;
       this.connection.resume();
     }
@@ -98,14 +112,20 @@ class Receiver implements PollSource {
   }
 
   // shutdown(receive) and dropping the stream: discard, and tell the backend
-  // to stop delivering.
+  // to stop delivering. The backend call waits a microtask, because a guest
+  // usually drops its socket right after its streams, and closing makes the
+  // shutdown moot.
   shutdown(): void {
     if (this.closed) return;
     this.closed = true;
     this.chunks = [];
     this.head = 0;
     this.bytes = 0;
-    if (this.error === undefined) this.connection.shutdown("receive");
+    if (this.error === undefined) {
+      queueMicrotask(() => {
+        if (!this.released) this.connection.shutdown("receive");
+      });
+    }
     this.notifier.notify();
   }
 }
@@ -115,6 +135,7 @@ class Sender implements PollSource {
   readonly notifier: Notifier = new Notifier();
   writable = true;
   closed = false;
+  released = false;
   error: IoError | undefined;
   errorReported = false;
 
@@ -143,10 +164,15 @@ class Sender implements PollSource {
     if (!this.connection.write(chunk)) this.writable = false;
   }
 
+  // FIN once queued bytes are out; deferred like Receiver.shutdown.
   shutdown(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.error === undefined) this.connection.shutdown("send");
+    if (this.error === undefined) {
+      queueMicrotask(() => {
+        if (!this.released) this.connection.shutdown("send");
+      });
+    }
     this.notifier.notify();
   }
 }
@@ -210,6 +236,7 @@ export class InputStream {
   read(len: bigint): Uint8Array {
     checkBigint(len, "len");
     const rx = this.#rx;
+    if (rx.idle) rx.wake();
     if (rx.bytes > 0) return len === 0n ? EMPTY : rx.take(toLength(len), true);
     if (rx.ended || rx.closed || rx.error) rx.fail();
     return EMPTY;
@@ -225,6 +252,7 @@ export class InputStream {
    */
   async blockingRead(len: bigint): Promise<Uint8Array> {
     checkBigint(len, "len");
+    this.#rx.wake();
     if (len > 0n && !this.#rx.ready()) await waitFor(this.#rx);
     return this.read(len);
   }
@@ -240,6 +268,7 @@ export class InputStream {
   skip(len: bigint): bigint {
     checkBigint(len, "len");
     const rx = this.#rx;
+    if (rx.idle) rx.wake();
     let left = toLength(len);
     let skipped = 0;
     while (left > 0 && rx.bytes > 0) {
@@ -264,6 +293,7 @@ export class InputStream {
    */
   async blockingSkip(len: bigint): Promise<bigint> {
     checkBigint(len, "len");
+    this.#rx.wake();
     if (len > 0n && !this.#rx.ready()) await waitFor(this.#rx);
     return this.skip(len);
   }
@@ -274,6 +304,7 @@ export class InputStream {
    * @returns A new pollable.
    */
   subscribe(): Pollable {
+    this.#rx.wake();
     return new Pollable(this.#rx);
   }
 
@@ -487,6 +518,8 @@ export interface ConnectionStreams {
   shutdownSend(): void;
   /** `tcp-socket.shutdown(receive)`: reads report `closed` from now on. */
   shutdownReceive(): void;
+  /** The socket is closing the connection: pending shutdowns are moot. */
+  release(): void;
 }
 
 /**
@@ -511,11 +544,16 @@ export function openStreams(
   const tx = new Sender(connection);
   const input = new InputStream(rx);
   const output = new OutputStream(tx);
+  connection.pause();
   connection.start(new Sink(rx, tx));
   return {
     input,
     output,
     shutdownSend: () => tx.shutdown(),
     shutdownReceive: () => rx.shutdown(),
+    release: () => {
+      rx.released = true;
+      tx.released = true;
+    },
   };
 }

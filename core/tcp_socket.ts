@@ -201,9 +201,14 @@ export class TcpSocket {
 
   // The policy check: undefined when allowed now, a Promise when the hook is
   // asynchronous; throws access-denied when it refused synchronously.
-  #permit(address: IpSocketAddress, use: NetworkUse): Promise<void> | undefined {
+  // `address` may be a thunk, so that no address is built without a hook.
+  #permit(
+    address: IpSocketAddress | (() => IpSocketAddress),
+    use: NetworkUse,
+  ): Promise<void> | undefined {
     const hook = this.#ctx.permission;
     if (!hook) return undefined;
+    if (typeof address === "function") address = address();
     const denied = (): NetworkError =>
       new NetworkError("access-denied", `The host does not permit ${use} to this address`);
     const answer = hook(address, use);
@@ -371,7 +376,7 @@ export class TcpSocket {
       throw new NetworkError("invalid-state", `Cannot listen on a socket that is ${s.tag}`);
     }
     const binding = s.binding;
-    const permit = this.#permit(fromHostAddress(binding.localAddress), "listen");
+    const permit = this.#permit(() => fromHostAddress(binding.localAddress), "listen");
     const queue: BackendConnection[] = [];
     const listen = (): BackendListener | Promise<BackendListener> =>
       binding.listen({
@@ -409,7 +414,7 @@ export class TcpSocket {
     };
     let permit: Promise<void> | undefined;
     try {
-      permit = this.#permit(fromHostAddress(connection.remoteAddress), "accept");
+      permit = this.#permit(() => fromHostAddress(connection.remoteAddress), "accept");
     } catch {
       connection.close();
       return;
@@ -788,6 +793,7 @@ export class TcpSocket {
         else s.binding?.close();
         break;
       case "connected":
+        s.streams.release();
         s.connection.close();
         break;
     }
