@@ -108,6 +108,13 @@ export interface BackendConnection {
   setOption<K extends TcpOptionName>(name: K, value: TcpOptions[K]): boolean;
   /** Releases the OS socket at once. Idempotent. */
   close(): void;
+  /**
+   * Gives back the memory of a chunk delivered by {@link ConnectionSink.data}
+   * (identified by `chunk.buffer`) once nobody reads it any more, so that the
+   * backend may read into it again. The core calls it only when the host opted
+   * in with `lendReadBuffers`; a backend without it allocates per read.
+   */
+  recycle?(chunk: Uint8Array): void;
 }
 
 /** What the core asks for when listening. */

@@ -48,8 +48,25 @@ class Receiver implements PollSource {
   released = false;
   error: IoError | undefined;
   errorReported = false;
+  // With lending, the chunk the last read returned, to give back at the next.
+  lent: Uint8Array | undefined;
+  readonly recycle: ((chunk: Uint8Array) => void) | undefined;
 
-  constructor(readonly connection: BackendConnection, readonly window: number) {}
+  constructor(
+    readonly connection: BackendConnection,
+    readonly window: number,
+    lend: boolean,
+  ) {
+    this.recycle = lend && connection.recycle ? connection.recycle.bind(connection) : undefined;
+  }
+
+  giveBack(): void {
+    const lent = this.lent;
+    if (lent !== undefined) {
+      this.lent = undefined;
+      this.recycle!(lent);
+    }
+  }
 
   wake(): void {
     if (!this.idle) return;
@@ -81,6 +98,10 @@ class Receiver implements PollSource {
     let out: Uint8Array;
     if (chunk.length <= max) {
       out = chunk;
+      if (this.recycle !== undefined) {
+        if (keep) this.lent = chunk;
+        else this.recycle(chunk);
+      }
       chunks[this.head++] = EMPTY;
       if (this.head === chunks.length) {
         chunks.length = 0;
@@ -121,6 +142,7 @@ class Receiver implements PollSource {
     this.chunks = [];
     this.head = 0;
     this.bytes = 0;
+    this.lent = undefined;
     if (this.error === undefined) {
       queueMicrotask(() => {
         if (!this.released) this.connection.shutdown("receive");
@@ -237,6 +259,7 @@ export class InputStream {
     checkBigint(len, "len");
     const rx = this.#rx;
     if (rx.idle) rx.wake();
+    if (rx.lent !== undefined) rx.giveBack();
     if (rx.bytes > 0) return len === 0n ? EMPTY : rx.take(toLength(len), true);
     if (rx.ended || rx.closed || rx.error) rx.fail();
     return EMPTY;
@@ -269,6 +292,7 @@ export class InputStream {
     checkBigint(len, "len");
     const rx = this.#rx;
     if (rx.idle) rx.wake();
+    if (rx.lent !== undefined) rx.giveBack();
     let left = toLength(len);
     let skipped = 0;
     while (left > 0 && rx.bytes > 0) {
@@ -522,11 +546,23 @@ export interface ConnectionStreams {
   release(): void;
 }
 
+/** Options of {@link openStreams}. */
+export interface StreamOptions {
+  /** Bytes to buffer before pausing the backend (default {@link RECEIVE_WINDOW}). */
+  receiveWindow?: number;
+  /**
+   * Lets the backend reuse read buffers: what `read` returns stays valid only
+   * until the next `read` or `skip` on the stream. Safe for jco, which copies
+   * the result into guest memory at once.
+   */
+  lendReadBuffers?: boolean;
+}
+
 /**
  * Starts a backend connection and wraps it in a pair of streams.
  *
  * @param connection A connected or accepted backend connection, not yet started.
- * @param receiveWindow Bytes to buffer before pausing the backend.
+ * @param options The receive window and whether read buffers are lent.
  * @returns The streams and the socket-level shutdowns.
  * @example
  * ```ts
@@ -538,9 +574,13 @@ export interface ConnectionStreams {
  */
 export function openStreams(
   connection: BackendConnection,
-  receiveWindow: number = RECEIVE_WINDOW,
+  options: StreamOptions = {},
 ): ConnectionStreams {
-  const rx = new Receiver(connection, receiveWindow);
+  const rx = new Receiver(
+    connection,
+    options.receiveWindow ?? RECEIVE_WINDOW,
+    options.lendReadBuffers ?? false,
+  );
   const tx = new Sender(connection);
   const input = new InputStream(rx);
   const output = new OutputStream(tx);

@@ -76,6 +76,8 @@ export interface SocketContext {
   receiveWindow?: number;
   /** The most accepted connections held for a guest that does not accept. */
   maxAcceptQueue?: number;
+  /** Whether read results are lent (see `StreamOptions.lendReadBuffers`). */
+  lendReadBuffers?: boolean;
 }
 
 // The outcome of an operation that may finish later.
@@ -355,7 +357,7 @@ export class TcpSocket {
       }
       throw p.error;
     }
-    const streams = openStreams(p.value, this.#ctx.receiveWindow);
+    const streams = openStreams(p.value, this.#ctx);
     this.#state = { tag: "connected", connection: p.value, streams };
     return [streams.input, streams.output];
   }
@@ -466,7 +468,7 @@ export class TcpSocket {
         connection.setOption(name, this.#options[name]);
       }
     }
-    const streams = openStreams(connection, this.#ctx.receiveWindow);
+    const streams = openStreams(connection, this.#ctx);
     socket.#state = { tag: "connected", connection, streams };
     return [socket, streams.input, streams.output];
   }

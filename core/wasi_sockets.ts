@@ -27,6 +27,13 @@ export interface WasiSocketsOptions {
   receiveWindow?: number;
   /** The most accepted connections held for a guest that does not accept (default 1024). */
   maxAcceptQueue?: number;
+  /**
+   * Lets backends reuse read buffers (default false): what `InputStream.read`
+   * returns then stays valid only until the next `read` or `skip` on that
+   * stream. jco copies every result into guest memory at once, so jco hosts can
+   * turn it on; JS code that keeps read results must leave it off.
+   */
+  lendReadBuffers?: boolean;
 }
 
 /** `wasi:sockets/tcp`. */
@@ -138,6 +145,7 @@ export function createWasiSockets(options: WasiSocketsOptions): WasiSockets {
     permission: options.permission,
     receiveWindow: options.receiveWindow,
     maxAcceptQueue: options.maxAcceptQueue,
+    lendReadBuffers: options.lendReadBuffers,
   };
   if (options.backend.macrotask) useMacrotask(options.backend.macrotask);
   const network = new Network();
