@@ -15,6 +15,9 @@
  * - options: keep-alive on/off and idle time are applied; the rest are stored
  *   by the core only.
  *
+ * Besides {@link createNodeBackend}, the module exports the namespaces jco
+ * imports, bound to this backend, so that a host can pick it explicitly.
+ *
  * @module
  */
 
@@ -30,6 +33,18 @@ import { NodeBinding, reserveAddress } from "./_node_binding.ts";
 import { connectNode } from "./_node_connection.ts";
 import type { NetworkError } from "../core/errors.ts";
 import { setImmediate } from "node:timers";
+import {
+  createWasiSockets,
+  type ErrorNamespace,
+  type InstanceNetworkNamespace,
+  type MonotonicClockNamespace,
+  type NetworkNamespace,
+  type PollNamespace,
+  type StreamsNamespace,
+  type TcpCreateSocketNamespace,
+  type TcpNamespace,
+  type WasiSockets,
+} from "../core/wasi_sockets.ts";
 
 // setImmediate runs after the poll phase on Node and Bun; Deno's runs before
 // its I/O is polled, so there the core's setTimeout(0) default is kept.
@@ -88,3 +103,22 @@ export function createNodeBackend(): TcpBackend {
     },
   };
 }
+
+const wasi: WasiSockets = createWasiSockets({ backend: createNodeBackend() });
+
+/** `wasi:sockets/tcp` on node:net, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/node#*'`. */
+export const tcp: TcpNamespace = wasi.tcp;
+/** `wasi:sockets/tcp-create-socket` on node:net. */
+export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
+/** `wasi:sockets/network`. */
+export const network: NetworkNamespace = wasi.network;
+/** `wasi:sockets/instance-network`. */
+export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
+/** `wasi:io/streams`. */
+export const streams: StreamsNamespace = wasi.streams;
+/** `wasi:io/poll`. */
+export const poll: PollNamespace = wasi.poll;
+/** `wasi:io/error`. */
+export const error: ErrorNamespace = wasi.error;
+/** `wasi:clocks/monotonic-clock`. */
+export const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
