@@ -232,7 +232,8 @@ export function parseIpv4(
   if (parts.length !== 4) return undefined;
   const out: number[] = [];
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
+    // No leading zeros: inet_pton refuses them, and some parsers read them as octal.
+    if (!/^(?:0|[1-9]\d{0,2})$/.test(p)) return undefined;
     const n = Number(p);
     if (n > 255) return undefined;
     out.push(n);

@@ -123,6 +123,10 @@ function wouldBlock(message: string): NetworkError {
   }
 }
 
+// The host policy's refusals. finish-connect tells them apart from an
+// access-denied reported by the OS: only a refusal leaves the state as it was.
+const policyDenials = new WeakSet<NetworkError>();
+
 function toNetworkError(e: unknown): NetworkError {
   if (e instanceof NetworkError) return e;
   return new NetworkError("unknown", e instanceof Error ? e.message : String(e));
@@ -211,12 +215,17 @@ export class TcpSocket {
     const hook = this.#ctx.permission;
     if (!hook) return undefined;
     if (typeof address === "function") address = address();
-    const denied = (): NetworkError =>
-      new NetworkError("access-denied", `The host does not permit ${use} to this address`);
+    const denied = (): NetworkError => {
+      const e = new NetworkError("access-denied", `The host does not permit ${use} to this address`);
+      policyDenials.add(e);
+      return e;
+    };
     const answer = hook(address, use);
     if (answer instanceof Promise) {
       return answer.then((ok) => {
         if (!ok) throw denied();
+        // A socket dropped while the hook was deciding must not reach the backend.
+        if (this.#dropped) throw new NetworkError("invalid-state", "The socket was dropped");
       });
     }
     if (!answer) throw denied();
@@ -349,7 +358,7 @@ export class TcpSocket {
     const p = s.pending;
     if (!p.done) throw wouldBlock("The operation has not finished yet");
     if (!p.ok) {
-      if (p.error.payload === "access-denied") {
+      if (policyDenials.has(p.error)) {
         this.#state = s.binding ? { tag: "bound", binding: s.binding } : { tag: "unbound" };
       } else {
         s.binding?.close();

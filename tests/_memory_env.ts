@@ -1,0 +1,319 @@
+// Helpers for the core suites: a fresh MemoryNetwork and WASI namespaces per
+// test, an owner list that disposes every resource in `finally`, a leak check
+// on the network's stats, and small assertion helpers for WASI errors.
+
+import assert from "node:assert/strict";
+import type { TcpBackend } from "../core/backend.ts";
+import { MemoryNetwork, type MemoryNetworkOptions } from "../core/memory_network.ts";
+import type { IpSocketAddress } from "../core/ip_socket_address.ts";
+import type { Pollable } from "../core/pollable.ts";
+import type { InputStream, OutputStream } from "../core/streams.ts";
+import type { Network, PermissionHook, TcpSocket } from "../core/tcp_socket.ts";
+import { createWasiSockets, type WasiSockets } from "../core/wasi_sockets.ts";
+import { StreamError } from "../core/errors.ts";
+
+export const WAIT_MS = 3000;
+
+interface Disposable {
+  [Symbol.dispose](): void;
+}
+
+export interface EnvOptions {
+  permission?: PermissionHook;
+  receiveWindow?: number;
+  maxAcceptQueue?: number;
+  network?: MemoryNetworkOptions;
+  /** Wraps the memory backend, e.g. to count calls. */
+  wrapBackend?: (backend: TcpBackend) => TcpBackend;
+  /** Skip the stats check after cleanup (for tests that leave work in flight on purpose). */
+  noLeakCheck?: boolean;
+}
+
+export interface Env {
+  net: MemoryNetwork;
+  wasi: WasiSockets;
+  network: Network;
+  /** Disposes `x` when the test ends, in reverse order of registration. */
+  own<T extends Disposable>(x: T): T;
+  /** A new socket, owned. */
+  socket(family?: "ipv4" | "ipv6"): TcpSocket;
+}
+
+export interface Conn extends Disposable {
+  socket: TcpSocket;
+  input: InputStream;
+  output: OutputStream;
+}
+
+/** Runs `fn` with a fresh network; disposes what it owns, then checks for leaks. */
+export async function withEnv(
+  options: EnvOptions,
+  fn: (env: Env) => Promise<void> | void,
+): Promise<void> {
+  const net = new MemoryNetwork(options.network);
+  const wasi = createWasiSockets({
+    backend: options.wrapBackend ? options.wrapBackend(net.backend) : net.backend,
+    permission: options.permission,
+    receiveWindow: options.receiveWindow,
+    maxAcceptQueue: options.maxAcceptQueue,
+  });
+  const owned: Disposable[] = [];
+  const env: Env = {
+    net,
+    wasi,
+    network: wasi.instanceNetwork.instanceNetwork(),
+    own(x) {
+      owned.push(x);
+      return x;
+    },
+    socket(family = "ipv4") {
+      return env.own(wasi.tcpCreateSocket.createTcpSocket(family));
+    },
+  };
+  try {
+    await fn(env);
+  } finally {
+    for (let i = owned.length - 1; i >= 0; i--) owned[i][Symbol.dispose]();
+  }
+  if (!options.noLeakCheck) {
+    assert.deepEqual(net.stats, { connections: 0, bindings: 0, listeners: 0 }, "resources left after cleanup");
+  }
+}
+
+export function v4(a: number, b: number, c: number, d: number, port = 0): IpSocketAddress {
+  return { tag: "ipv4", val: { port, address: [a, b, c, d] } };
+}
+
+export function v6(groups: number[], port = 0): IpSocketAddress {
+  return {
+    tag: "ipv6",
+    val: {
+      port,
+      flowInfo: 0,
+      address: groups as [number, number, number, number, number, number, number, number],
+      scopeId: 0,
+    },
+  };
+}
+
+export const LOCALHOST4: IpSocketAddress = v4(127, 0, 0, 1);
+export const LOCALHOST6: IpSocketAddress = v6([0, 0, 0, 0, 0, 0, 0, 1]);
+
+export function withPort(addr: IpSocketAddress, port: number): IpSocketAddress {
+  return addr.tag === "ipv4"
+    ? { tag: "ipv4", val: { ...addr.val, port } }
+    : { tag: "ipv6", val: { ...addr.val, port } };
+}
+
+export function portOf(socket: TcpSocket): number {
+  return socket.localAddress().val.port;
+}
+
+/** Rejects if `promise` has not settled within `ms`. */
+export function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Waits until `pollable` is ready, bounded by a deadline. */
+export function waitUntil(pollable: Pollable, what: string, ms = WAIT_MS): Promise<void> {
+  return within(pollable.block(), what, ms);
+}
+
+/**
+ * Lets `n` macrotasks run. The memory network only uses microtasks and
+ * zero-delay timers, so "nothing happened after n macrotasks" is exact there.
+ */
+export async function macrotasks(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise<void>((r) => setTimeout(r, 0));
+}
+
+/** What a call did: "ok", a WIT error code, "TypeError" or "trap". */
+export function outcome(fn: () => unknown): string {
+  try {
+    fn();
+    return "ok";
+  } catch (e) {
+    return classify(e);
+  }
+}
+
+function classify(e: unknown): string {
+  if (e instanceof TypeError) return "TypeError";
+  if (e !== null && typeof e === "object" && "payload" in e) {
+    const p = (e as { payload: unknown }).payload;
+    if (typeof p === "string") return p;
+    if (e instanceof StreamError) return e.payload.tag;
+    return String(p);
+  }
+  if (e instanceof Error) return "trap";
+  return `non-error ${String(e)}`;
+}
+
+/** What an async call did, as {@link outcome}. */
+export async function outcomeAsync(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+    return "ok";
+  } catch (e) {
+    return classify(e);
+  }
+}
+
+/** Asserts that `fn` throws a NetworkError with `code`. */
+export function assertCode(fn: () => unknown, code: string, message?: string): void {
+  assert.equal(outcome(fn), code, message);
+}
+
+/** Asserts that `e` is a WIT trap: a plain Error with no `payload`. */
+export function isTrap(e: unknown): boolean {
+  return e instanceof Error && !(e instanceof TypeError) && !("payload" in e);
+}
+
+export function assertTraps(fn: () => unknown, message?: string): void {
+  assert.throws(fn, (e: unknown) => isTrap(e), message);
+}
+
+/** Runs a finish-call, waiting on the socket's pollable while it would block. */
+export async function finish<T>(socket: TcpSocket, call: () => T, what: string): Promise<T> {
+  const pollable = socket.subscribe();
+  const started = performance.now();
+  for (;;) {
+    try {
+      return call();
+    } catch (e) {
+      if ((e as { payload?: unknown }).payload !== "would-block") throw e;
+    }
+    const left = WAIT_MS - (performance.now() - started);
+    if (left <= 0) throw new Error(`Timed out: ${what}`);
+    await within(pollable.block(), what, left);
+  }
+}
+
+export async function bound(env: Env, addr: IpSocketAddress = LOCALHOST4): Promise<TcpSocket> {
+  const socket = env.socket(addr.tag);
+  socket.startBind(env.network, addr);
+  await finish(socket, () => socket.finishBind(), "finish-bind");
+  return socket;
+}
+
+export async function listening(env: Env, addr: IpSocketAddress = LOCALHOST4): Promise<TcpSocket> {
+  const socket = await bound(env, addr);
+  socket.startListen();
+  await finish(socket, () => socket.finishListen(), "finish-listen");
+  return socket;
+}
+
+function conn(env: Env, socket: TcpSocket, input: InputStream, output: OutputStream): Conn {
+  return env.own({
+    socket,
+    input,
+    output,
+    [Symbol.dispose]() {
+      input[Symbol.dispose]();
+      output[Symbol.dispose]();
+      socket[Symbol.dispose]();
+    },
+  });
+}
+
+/** Connects `socket` (a new one by default) to `remote`. */
+export async function connected(
+  env: Env,
+  remote: IpSocketAddress,
+  socket: TcpSocket = env.socket(remote.tag),
+): Promise<Conn> {
+  socket.startConnect(env.network, remote);
+  const [input, output] = await finish(socket, () => socket.finishConnect(), "finish-connect");
+  return conn(env, socket, input, output);
+}
+
+export async function accepted(env: Env, listener: TcpSocket): Promise<Conn> {
+  const [socket, input, output] = await finish(listener, () => listener.accept(), "accept");
+  return conn(env, socket, input, output);
+}
+
+/** A listener and one connection to it: `client` and the accepted `server`. */
+export async function pair(
+  env: Env,
+  local: IpSocketAddress = LOCALHOST4,
+): Promise<{ listener: TcpSocket; client: Conn; server: Conn }> {
+  const listener = await listening(env, local);
+  const client = await connected(env, withPort(local, portOf(listener)));
+  const server = await accepted(env, listener);
+  return { listener, client, server };
+}
+
+/** Writes all of `bytes`, waiting on the output pollable when it is full. */
+export async function writeAll(output: OutputStream, bytes: Uint8Array): Promise<void> {
+  const pollable = output.subscribe();
+  let offset = 0;
+  while (offset < bytes.length) {
+    const room = Number(output.checkWrite());
+    if (room === 0) {
+      await waitUntil(pollable, "output stream to drain");
+      continue;
+    }
+    const n = Math.min(room, bytes.length - offset);
+    output.write(bytes.slice(offset, offset + n));
+    offset += n;
+  }
+}
+
+/** Reads until `closed` (or `limit` bytes); other stream errors propagate. */
+export async function readAll(input: InputStream, limit = Infinity): Promise<Uint8Array> {
+  const pollable = input.subscribe();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  while (total < limit) {
+    let chunk: Uint8Array;
+    try {
+      chunk = input.read(BigInt(Math.min(65536, limit - total)));
+    } catch (e) {
+      if (e instanceof StreamError && e.payload.tag === "closed") break;
+      throw e;
+    }
+    if (chunk.length === 0) {
+      await waitUntil(pollable, "input stream data");
+      continue;
+    }
+    parts.push(chunk);
+    total += chunk.length;
+  }
+  return concat(parts);
+}
+
+export function concat(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Deterministic bytes, so that a corrupted or reordered stream is caught. */
+export function pattern(length: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** A promise with its resolve function, for asynchronous permission hooks. */
+export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}

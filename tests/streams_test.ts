@@ -1,0 +1,531 @@
+// wasi:io streams of TCP connections through the public API, on the in-memory
+// network: reads, writes and their budgets, shutdown and half-close, blocking
+// variants, splice and skip, resets, partial writes, and backpressure.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { IoError, StreamError } from "../core/errors.ts";
+import { InputStream, OutputStream } from "../core/streams.ts";
+import {
+  assertCode,
+  assertTraps,
+  type Conn,
+  isTrap,
+  LOCALHOST6,
+  macrotasks,
+  outcome,
+  outcomeAsync,
+  pair,
+  pattern,
+  readAll,
+  waitUntil,
+  withEnv,
+  within,
+  writeAll,
+} from "./_memory_env.ts";
+
+const KIB = 1024;
+const BUDGET = 65536;
+
+// Waits until `input` has data, its end or an error, reading nothing.
+async function buffered(input: InputStream, what: string): Promise<void> {
+  await waitUntil(input.subscribe(), what);
+}
+
+function assertStreamError(fn: () => unknown, tag: "closed" | "last-operation-failed", message?: string): void {
+  assert.equal(outcome(fn), tag, message);
+}
+
+describe("OutputStream writes", () => {
+  it("OutputStream.checkWrite() gives 65536n on a fresh connection, on both ends", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      assert.equal(client.output.checkWrite(), 65536n);
+      assert.equal(server.output.checkWrite(), 65536n);
+    });
+  });
+
+  it("OutputStream.write() traps (no payload) beyond the check-write budget", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      assertTraps(() => client.output.write(new Uint8Array(BUDGET + 1)));
+      client.output.write(new Uint8Array(BUDGET));
+    });
+  });
+
+  it("OutputStream.write() traps for any byte while check-write is 0, and accepts an empty write", async () => {
+    await withEnv({ network: { windowSize: 0 } }, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1]));
+      assert.equal(client.output.checkWrite(), 0n);
+      assertTraps(() => client.output.write(new Uint8Array([2])));
+      client.output.write(new Uint8Array(0));
+      assert.equal(client.output.subscribe().ready(), false);
+      // The peer taking the byte drains the connection.
+      assert.deepEqual([...await readAll(server.input, 1)], [1]);
+      await waitUntil(client.output.subscribe(), "drain");
+      assert.equal(client.output.checkWrite(), 65536n);
+    });
+  });
+
+  it("OutputStream.write() accepts an empty write on an open stream", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      client.output.write(new Uint8Array(0));
+      assert.equal(client.output.checkWrite(), 65536n);
+    });
+  });
+
+  it("OutputStream.write() throws TypeError for contents that are not a Uint8Array", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      for (const bad of [[1, 2], new ArrayBuffer(2), "ab", undefined, new Uint16Array(2)]) {
+        assert.throws(() => client.output.write(bad as unknown as Uint8Array), TypeError);
+      }
+    });
+  });
+
+  it("OutputStream.flush() succeeds on an open stream and blockingFlush() waits for the drain", async () => {
+    await withEnv({ network: { windowSize: 0 } }, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(pattern(1000));
+      client.output.flush();
+      assert.equal(client.output.checkWrite(), 0n);
+      const reading = readAll(server.input, 1000);
+      await within(client.output.blockingFlush(), "blocking flush");
+      assert.equal(client.output.checkWrite(), 65536n);
+      assert.deepEqual(await reading, pattern(1000));
+    });
+  });
+
+  it("OutputStream.blockingWriteAndFlush() delivers up to 4096 bytes and traps above", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const data = pattern(4096, 3);
+      await within(client.output.blockingWriteAndFlush(data), "blocking write");
+      const got = await outcomeAsync(() => client.output.blockingWriteAndFlush(new Uint8Array(4097)));
+      assert.equal(got, "trap");
+      await assert.rejects(client.output.blockingWriteAndFlush(new Uint8Array(4097)), (e) => isTrap(e));
+      client.socket.shutdown("send");
+      assert.deepEqual(await readAll(server.input), data);
+    });
+  });
+
+  it("OutputStream.writeZeroes() sends zero bytes within the budget and traps beyond it", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([9]));
+      await waitUntil(client.output.subscribe(), "room");
+      client.output.writeZeroes(5n);
+      assertTraps(() => client.output.writeZeroes(65537n));
+      assert.throws(() => client.output.writeZeroes(5 as unknown as bigint), TypeError);
+      client.socket.shutdown("send");
+      assert.deepEqual([...await readAll(server.input)], [9, 0, 0, 0, 0, 0]);
+    });
+  });
+
+  it("OutputStream.blockingWriteZeroesAndFlush() sends up to 4096 zero bytes and traps above", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      await within(client.output.blockingWriteZeroesAndFlush(4096n), "blocking zeroes");
+      await assert.rejects(client.output.blockingWriteZeroesAndFlush(4097n), (e) => isTrap(e));
+      client.socket.shutdown("send");
+      const got = await readAll(server.input);
+      assert.equal(got.length, 4096);
+      assert.ok(got.every((b) => b === 0));
+    });
+  });
+
+  it("OutputStream[Symbol.dispose]() sends FIN after the queued bytes, and the input keeps working", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const data = pattern(3 * BUDGET, 5);
+      const reading = readAll(server.input);
+      await writeAll(client.output, data);
+      client.output[Symbol.dispose]();
+      assert.deepEqual(await within(reading, "peer reads to the end"), data);
+      server.output.write(new Uint8Array([7, 8]));
+      assert.deepEqual([...await readAll(client.input, 2)], [7, 8]);
+    });
+  });
+
+  it("OutputStream.write() with partial writes (setMaxWriteChunk) delivers every byte in order", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      env.net.setMaxWriteChunk(4999);
+      const data = pattern(300_000, 11);
+      const reading = readAll(server.input);
+      client.output.write(data.subarray(0, 1000));
+      assert.equal(client.output.checkWrite(), 0n, "a partly sent write leaves no budget");
+      await writeAll(client.output, data.subarray(1000));
+      client.socket.shutdown("send");
+      assert.deepEqual(await within(reading, "all pieces"), data);
+    });
+  });
+});
+
+describe("InputStream reads", () => {
+  it("InputStream.read() returns what is buffered, up to len", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+      await buffered(server.input, "data");
+      assert.deepEqual([...server.input.read(4n)], [1, 2, 3, 4]);
+      assert.deepEqual([...server.input.read(100n)], [5, 6, 7, 8, 9, 10]);
+      const empty = server.input.read(100n);
+      assert.ok(empty instanceof Uint8Array);
+      assert.equal(empty.length, 0);
+    });
+  });
+
+  it("InputStream.read() returns an empty Uint8Array when nothing has arrived, and read(0n) is empty", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const none = server.input.read(65536n);
+      assert.ok(none instanceof Uint8Array);
+      assert.equal(none.length, 0);
+      client.output.write(new Uint8Array([1, 2]));
+      await buffered(server.input, "data");
+      assert.equal(server.input.read(0n).length, 0);
+      assert.deepEqual([...server.input.read(2n)], [1, 2], "read(0n) consumed nothing");
+    });
+  });
+
+  it("InputStream.read() returns the bytes sent before the peer's FIN, then reports closed and stays closed", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1, 2, 3]));
+      client.socket.shutdown("send");
+      assert.deepEqual([...await readAll(server.input)], [1, 2, 3]);
+      for (let i = 0; i < 3; i++) assertStreamError(() => server.input.read(10n), "closed");
+      assertStreamError(() => server.input.read(0n), "closed");
+      assertStreamError(() => server.input.skip(10n), "closed");
+      assert.equal(server.input.subscribe().ready(), true, "a closed stream's pollable is ready");
+    });
+  });
+
+  it("InputStream.read() throws TypeError for a len that is not a u64 bigint", async () => {
+    await withEnv({}, async (env) => {
+      const { server } = await pair(env);
+      for (const bad of [1, -1n, 1n << 64n, "1", undefined]) {
+        assert.throws(() => server.input.read(bad as bigint), TypeError);
+      }
+    });
+  });
+
+  it("InputStream.blockingRead() waits for data and reports closed at the end", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const pending = server.input.blockingRead(100n);
+      await macrotasks(2);
+      client.output.write(new Uint8Array([4, 5]));
+      assert.deepEqual([...await within(pending, "blocking read")], [4, 5]);
+      client.socket.shutdown("send");
+      assert.equal(await outcomeAsync(() => within(server.input.blockingRead(100n), "blocking read at end")), "closed");
+    });
+  });
+
+  it("InputStream.skip() discards up to len of what is buffered", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      assert.equal(server.input.skip(10n), 0n, "nothing buffered yet");
+      client.output.write(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+      await buffered(server.input, "data");
+      assert.equal(server.input.skip(0n), 0n);
+      assert.equal(server.input.skip(3n), 3n);
+      assert.deepEqual([...server.input.read(2n)], [4, 5]);
+      assert.equal(server.input.skip(100n), 5n);
+      client.socket.shutdown("send");
+      await buffered(server.input, "end");
+      assertStreamError(() => server.input.skip(1n), "closed");
+    });
+  });
+
+  it("InputStream.blockingSkip() waits for data", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const pending = server.input.blockingSkip(2n);
+      await macrotasks(2);
+      client.output.write(new Uint8Array([1, 2, 3]));
+      assert.equal(await within(pending, "blocking skip"), 2n);
+      assert.deepEqual([...server.input.read(10n)], [3]);
+    });
+  });
+
+  it("InputStream[Symbol.dispose]() discards later data while the output keeps working", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      server.input[Symbol.dispose]();
+      client.output.write(new Uint8Array([1, 2, 3]));
+      server.output.write(new Uint8Array([4]));
+      server.socket.shutdown("send");
+      assert.deepEqual([...await readAll(client.input)], [4]);
+      assert.equal(client.output.checkWrite(), 65536n, "the writer gets no error");
+    });
+  });
+
+  it("new InputStream() and new OutputStream() throw TypeError outside a connection", () => {
+    assert.throws(() => new InputStream({}), TypeError);
+    assert.throws(() => new OutputStream({}), TypeError);
+  });
+});
+
+describe("OutputStream splice", () => {
+  // Two connections: bytes go client1 -> server1, are spliced to client2, and
+  // arrive at server2.
+  async function twoPairs(env: Parameters<Parameters<typeof withEnv>[1]>[0]): Promise<[Conn, Conn, Conn, Conn]> {
+    const a = await pair(env);
+    const b = await pair(env);
+    return [a.client, a.server, b.client, b.server];
+  }
+
+  it("OutputStream.splice() moves what the source has, up to len", async () => {
+    await withEnv({}, async (env) => {
+      const [c1, s1, c2, s2] = await twoPairs(env);
+      assert.equal(c2.output.splice(s1.input, 100n), 0n, "nothing to move yet");
+      c1.output.write(pattern(1000, 2));
+      await buffered(s1.input, "data");
+      assert.equal(c2.output.splice(s1.input, 400n), 400n);
+      assert.equal(c2.output.splice(s1.input, 10_000n), 600n);
+      c2.socket.shutdown("send");
+      assert.deepEqual(await readAll(s2.input), pattern(1000, 2));
+      assert.throws(() => c2.output.splice({} as InputStream, 1n), TypeError);
+    });
+  });
+
+  it("OutputStream.splice() reports closed once the source has ended", async () => {
+    await withEnv({}, async (env) => {
+      const [c1, s1, c2] = await twoPairs(env);
+      c1.socket.shutdown("send");
+      await buffered(s1.input, "end");
+      assertStreamError(() => c2.output.splice(s1.input, 10n), "closed");
+      assert.equal(c2.output.checkWrite(), 65536n, "the destination is still open");
+    });
+  });
+
+  it("OutputStream.blockingSplice() waits for the source", async () => {
+    await withEnv({}, async (env) => {
+      const [c1, s1, c2, s2] = await twoPairs(env);
+      const pending = c2.output.blockingSplice(s1.input, 100n);
+      await macrotasks(2);
+      c1.output.write(new Uint8Array([1, 2, 3]));
+      assert.equal(await within(pending, "blocking splice"), 3n);
+      c2.socket.shutdown("send");
+      assert.deepEqual([...await readAll(s2.input)], [1, 2, 3]);
+    });
+  });
+});
+
+describe("TcpSocket.shutdown() and streams", () => {
+  it("TcpSocket.shutdown('send') sends FIN only after every written byte", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const data = pattern(5 * BUDGET, 13);
+      const reading = readAll(server.input);
+      const pollable = client.output.subscribe();
+      for (let off = 0; off < data.length; off += BUDGET) {
+        if (client.output.checkWrite() === 0n) await waitUntil(pollable, "room");
+        client.output.write(data.slice(off, off + BUDGET));
+      }
+      // No flush, no wait: FIN must still come after the last byte.
+      client.socket.shutdown("send");
+      const got = await within(reading, "peer reads to the end");
+      assert.equal(got.length, data.length);
+      assert.deepEqual(got, data);
+    });
+  });
+
+  it("TcpSocket.shutdown('send') makes write(), checkWrite(), flush() and the blocking calls report closed", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.socket.shutdown("send");
+      const out = client.output;
+      assertStreamError(() => out.checkWrite(), "closed");
+      assertStreamError(() => out.write(new Uint8Array([1])), "closed");
+      assertStreamError(() => out.write(new Uint8Array(0)), "closed");
+      assertStreamError(() => out.flush(), "closed");
+      assertStreamError(() => out.writeZeroes(1n), "closed");
+      assertStreamError(() => out.splice(server.input, 1n), "closed");
+      assert.equal(await outcomeAsync(() => out.blockingFlush()), "closed");
+      assert.equal(await outcomeAsync(() => out.blockingWriteAndFlush(new Uint8Array([1]))), "closed");
+      assert.equal(out.subscribe().ready(), true, "a closed output's pollable is ready");
+      assertStreamError(() => out.checkWrite(), "closed", "stays closed");
+    });
+  });
+
+  it("TcpSocket.shutdown('send') keeps the other direction working (half-close)", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1]));
+      client.socket.shutdown("send");
+      assert.deepEqual([...await readAll(server.input)], [1]);
+      assert.deepEqual(client.socket.remoteAddress(), server.socket.localAddress(), "still connected");
+      const reply = pattern(2 * BUDGET, 17);
+      const reading = readAll(client.input);
+      await writeAll(server.output, reply);
+      server.socket.shutdown("send");
+      assert.deepEqual(await within(reading, "reply"), reply);
+    });
+  });
+
+  it("TcpSocket.shutdown('receive') makes read() report closed at once, also with data buffered, and it stays closed", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1, 2, 3]));
+      await buffered(server.input, "data");
+      server.socket.shutdown("receive");
+      assertStreamError(() => server.input.read(10n), "closed");
+      assertStreamError(() => server.input.read(10n), "closed");
+      client.output.write(new Uint8Array([4]));
+      await macrotasks(2);
+      assertStreamError(() => server.input.read(10n), "closed", "later data does not reopen it");
+      server.output.write(new Uint8Array([5]));
+      assert.deepEqual([...await readAll(client.input, 1)], [5], "the send side still works");
+    });
+  });
+
+  it("TcpSocket.shutdown() is idempotent and never changes the state", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1]));
+      for (const how of ["send", "send", "receive", "receive", "both", "both"] as const) {
+        client.socket.shutdown(how);
+      }
+      assert.deepEqual(client.socket.remoteAddress(), server.socket.localAddress());
+      assertCode(() => client.socket.startConnect(env.network, server.socket.localAddress()), "invalid-state");
+      assert.deepEqual([...await readAll(server.input)], [1], "one FIN, after the byte");
+    });
+  });
+
+  it("TcpSocket.shutdown('both') closes both streams", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.socket.shutdown("both");
+      assertStreamError(() => client.input.read(1n), "closed");
+      assertStreamError(() => client.output.checkWrite(), "closed");
+      assert.equal((await readAll(server.input)).length, 0);
+    });
+  });
+
+  it("TcpSocket.shutdown() throws TypeError for an unknown shutdown type", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      assert.throws(() => client.socket.shutdown("sideways" as "send"), TypeError);
+      assert.equal(client.output.checkWrite(), 65536n);
+    });
+  });
+});
+
+describe("Streams after a connection reset", () => {
+  it("InputStream.read() reports last-operation-failed once after a reset, then closed", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const pollable = server.input.subscribe();
+      env.net.reset();
+      await waitUntil(pollable, "the reset to arrive");
+      let error: unknown;
+      try {
+        server.input.read(10n);
+      } catch (e) {
+        error = e;
+      }
+      assert.ok(error instanceof StreamError);
+      assert.equal(error.payload.tag, "last-operation-failed");
+      const val = (error.payload as { val: IoError }).val;
+      assert.ok(val instanceof env.wasi.error.Error);
+      assert.equal(typeof val.toDebugString(), "string");
+      assert.equal(val.code, "connection-reset");
+      assertStreamError(() => server.input.read(10n), "closed");
+      assertStreamError(() => server.input.read(10n), "closed");
+      assertStreamError(() => client.input.read(10n), "last-operation-failed", "both ends are reset");
+    });
+  });
+
+  it("OutputStream.checkWrite() reports last-operation-failed once after a reset, then closed", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      const pollable = client.input.subscribe();
+      env.net.reset();
+      await waitUntil(pollable, "the reset to arrive");
+      assert.equal(client.output.subscribe().ready(), true);
+      assertStreamError(() => client.output.checkWrite(), "last-operation-failed");
+      assertStreamError(() => client.output.checkWrite(), "closed");
+      assertStreamError(() => client.output.write(new Uint8Array([1])), "closed");
+      assertStreamError(() => client.input.read(1n), "last-operation-failed", "each stream reports the error once");
+      assertStreamError(() => client.input.read(1n), "closed");
+    });
+  });
+
+  it("InputStream.read() after a reset on an IPv6 connection hands out data received before it", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env, LOCALHOST6);
+      client.output.write(new Uint8Array([1, 2]));
+      await buffered(server.input, "data");
+      env.net.reset();
+      await macrotasks(2);
+      assert.deepEqual([...server.input.read(10n)], [1, 2]);
+      assertStreamError(() => server.input.read(10n), "last-operation-failed");
+    });
+  });
+});
+
+describe("Backpressure", () => {
+  for (const direction of ["client to server", "server to client"] as const) {
+    for (const receiveWindow of [undefined, 32 * KIB]) {
+      const window = receiveWindow ?? 256 * KIB;
+      it(`OutputStream.checkWrite() drops to 0n and stays there while the peer does not read (${direction}, receive window ${window / KIB} KiB), and recovers when it drains`, async () => {
+        await withEnv({ receiveWindow, network: { windowSize: 1024 } }, async (env) => {
+          const p = await pair(env);
+          const [writer, reader] = direction === "client to server" ? [p.client, p.server] : [p.server, p.client];
+          // Subscribing starts reading; the reader then takes nothing.
+          const readable = reader.input.subscribe();
+          const writable = writer.output.subscribe();
+          const data = pattern(window + 4 * BUDGET, 19);
+          let written = 0;
+          for (let rounds = 0;; rounds++) {
+            assert.ok(rounds < 100, "the writer never ran out of room");
+            const room = Number(writer.output.checkWrite());
+            if (room > 0) {
+              const n = Math.min(room, data.length - written);
+              assert.ok(n > 0, "wrote past the receive window without backpressure");
+              writer.output.write(data.slice(written, written + n));
+              written += n;
+              continue;
+            }
+            // Room that stays 0 while the network runs is backpressure.
+            await macrotasks(5);
+            if (writer.output.checkWrite() === 0n) break;
+          }
+          assert.ok(written >= window, `only ${written} bytes before backpressure`);
+          assert.ok(written <= window + 2 * BUDGET, `${written} bytes accepted past a ${window}-byte window`);
+          assert.equal(readable.ready(), true);
+          await macrotasks(20);
+          assert.equal(writer.output.checkWrite(), 0n, "still 0 while nobody reads");
+          assert.equal(writable.ready(), false);
+          // Drain: the writer's pollable becomes ready again.
+          const got = readAll(reader.input, written);
+          await waitUntil(writable, "writer to get room again");
+          assert.equal(writer.output.checkWrite(), 65536n);
+          assert.deepEqual(await within(got, "reader drains"), data.subarray(0, written));
+          // And the rest still flows.
+          const rest = readAll(reader.input);
+          await writeAll(writer.output, data.subarray(written));
+          writer.socket.shutdown("send");
+          assert.deepEqual(await within(rest, "the rest"), data.subarray(written));
+        });
+      });
+    }
+  }
+
+  it("InputStream.subscribe() or read() starts taking data, so an idle reader pushes back at once", async () => {
+    await withEnv({ network: { windowSize: 1024 } }, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array(BUDGET));
+      await macrotasks(5);
+      assert.equal(client.output.checkWrite(), 0n, "an idle reader takes nothing");
+      const got = readAll(server.input, BUDGET);
+      await waitUntil(client.output.subscribe(), "drain after the first read");
+      assert.equal((await within(got, "read")).length, BUDGET);
+    });
+  });
+});
