@@ -71,6 +71,7 @@ export interface PollSource {
 // clock) would otherwise resume on microtasks forever under JSPI and starve
 // the runtime's I/O; every YIELD_MS we hand the event loop one macrotask.
 const YIELD_MS = 2;
+const RESOLVED: Promise<void> = Promise.resolve();
 const MAX_TIMER_MS = 0x7fff_ffff;
 let lastYield = 0;
 
@@ -152,8 +153,10 @@ export class Pollable {
    *
    * @returns A promise that resolves once ready.
    */
-  async block(): Promise<void> {
-    await waitReady([this]);
+  block(): Promise<void> {
+    const source = this.#source;
+    if (source.ready()) return yieldToEventLoop() ?? RESOLVED;
+    return waitFor(source);
   }
 
   /** Drops the pollable; it holds no OS resources. */
@@ -267,8 +270,24 @@ export function poll(pollables: Pollable[]): Promise<Uint32Array> {
  * await waitFor({ ready: () => true, notifier: new Notifier() });
  * ```
  */
-export async function waitFor(source: PollSource): Promise<void> {
-  while (!source.ready()) {
-    await waitChange([source]);
+export function waitFor(source: PollSource): Promise<void> {
+  if (source.ready()) return RESOLVED;
+  const notifier = source.notifier;
+  if (notifier === undefined || source.deadline !== undefined) {
+    return (async () => {
+      while (!source.ready()) await waitChange([source]);
+    })();
   }
+  // The hot path of blocking reads and writes: one promise, one closure.
+  return new Promise<void>((resolve) => {
+    const wake = (): void => {
+      if (!source.ready()) {
+        notifier.add(wake);
+        return;
+      }
+      lastYield = performance.now();
+      resolve();
+    };
+    notifier.add(wake);
+  });
 }
