@@ -23,6 +23,9 @@
  * Without libc (not Linux/glibc) bind falls back to a probe with Bun.listen,
  * which races (see {@link createBunBackend}) and only keep-alive is real.
  *
+ * Besides {@link createBunBackend}, the module exports the namespaces jco
+ * imports, bound to this backend, so that a host can pick it explicitly.
+ *
  * @module
  */
 
@@ -54,6 +57,18 @@ import {
   tcpSocket,
 } from "./_bun_libc.ts";
 import { ALL_OPTIONS, setOption } from "./_bun_sockopt.ts";
+import {
+  createWasiSockets,
+  type ErrorNamespace,
+  type InstanceNetworkNamespace,
+  type MonotonicClockNamespace,
+  type NetworkNamespace,
+  type PollNamespace,
+  type StreamsNamespace,
+  type TcpCreateSocketNamespace,
+  type TcpNamespace,
+  type WasiSockets,
+} from "../core/wasi_sockets.ts";
 
 const { AF_INET, AF_INET6, IPPROTO_IPV6, IPV6_V6ONLY, SO_REUSEADDR, SOL_SOCKET } = LINUX;
 
@@ -689,3 +704,22 @@ export function createBunBackend(): TcpBackend {
     connect,
   };
 }
+
+const wasi: WasiSockets = createWasiSockets({ backend: createBunBackend() });
+
+/** `wasi:sockets/tcp` on Bun, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/bun#*'`. */
+export const tcp: TcpNamespace = wasi.tcp;
+/** `wasi:sockets/tcp-create-socket` on Bun. */
+export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
+/** `wasi:sockets/network`. */
+export const network: NetworkNamespace = wasi.network;
+/** `wasi:sockets/instance-network`. */
+export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
+/** `wasi:io/streams`. */
+export const streams: StreamsNamespace = wasi.streams;
+/** `wasi:io/poll`. */
+export const poll: PollNamespace = wasi.poll;
+/** `wasi:io/error`. */
+export const error: ErrorNamespace = wasi.error;
+/** `wasi:clocks/monotonic-clock`. */
+export const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
