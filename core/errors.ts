@@ -48,6 +48,8 @@ export class NetworkError extends Error {
   readonly payload: ErrorCode;
 
   /**
+   * Creates the error for one failed call.
+   *
    * @param code The WIT error code.
    * @param message A human-readable explanation; defaults to the code.
    */
@@ -74,6 +76,8 @@ export class IoError {
   readonly code: ErrorCode | undefined;
 
   /**
+   * Creates the resource that a `last-operation-failed` stream error carries.
+   *
    * @param message What went wrong, for humans.
    * @param code The socket error code behind it, if any.
    */
@@ -115,6 +119,8 @@ export class StreamError extends Error {
   readonly payload: StreamErrorPayload;
 
   /**
+   * Creates the error for one failed stream call.
+   *
    * @param payload The stream-error variant.
    * @param message A human-readable explanation.
    */

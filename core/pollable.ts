@@ -132,6 +132,8 @@ export class Pollable {
   #source: PollSource;
 
   /**
+   * Creates a pollable over a readiness source.
+   *
    * @param source What the pollable observes. Hosts may build their own
    * pollables this way, e.g. for other WASI interfaces.
    */

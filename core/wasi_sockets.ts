@@ -61,7 +61,11 @@ export interface NetworkNamespace {
 
 /** `wasi:sockets/instance-network`. */
 export interface InstanceNetworkNamespace {
-  /** @returns The instance's network capability. */
+  /**
+   * The network capability of this instance.
+   *
+   * @returns The instance's network, the same object every time.
+   */
   instanceNetwork(): Network;
 }
 
