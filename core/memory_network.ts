@@ -115,7 +115,8 @@ export interface MemoryNetworkStats {
  * @example
  * ```ts
  * import { MemoryNetwork } from "./memory_network.ts";
- * declare const OPTIONS: import("./backend.ts").TcpOptions;
+ * import { defaultOptions } from "./_options.ts";
+ * const OPTIONS = defaultOptions();
  * const net = new MemoryNetwork();
  * const binding = net.backend.bind({ local: { family: "ipv4", address: "127.0.0.1", port: 0 }, ipv6Only: true });
  * const listener = binding.listen({
@@ -147,7 +148,8 @@ export interface MemoryConnection extends BackendConnection {
  * @example
  * ```ts
  * import { MemoryNetwork } from "./memory_network.ts";
- * declare const OPTIONS: import("./backend.ts").TcpOptions;
+ * import { defaultOptions } from "./_options.ts";
+ * const OPTIONS = defaultOptions();
  * const net = new MemoryNetwork();
  * const listener = net.backend
  *   .bind({ local: { family: "ipv6", address: "::1", port: 8080 }, ipv6Only: true })

@@ -230,9 +230,21 @@ class Sink implements ConnectionSink {
  *
  * @example
  * ```ts
- * // `input` comes from TcpSocket.finishConnect() or accept().
- * declare const input: import("./streams.ts").InputStream;
- * const bytes = await input.blockingRead(65536n);
+ * import { createWasiSockets } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const net = wasi.instanceNetwork.instanceNetwork();
+ * const server = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+ * server.startBind(net, { tag: "ipv4", val: { port: 0, address: [127, 0, 0, 1] } });
+ * server.finishBind();
+ * server.startListen();
+ * server.finishListen();
+ * const client = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+ * client.startConnect(net, server.localAddress());
+ * await client.subscribe().block();
+ * const [input, output] = client.finishConnect();
+ * console.log(input.read(65536n).length); // 0: nothing has arrived yet
+ * output[Symbol.dispose]();
  * ```
  */
 export class InputStream {
@@ -343,8 +355,21 @@ export class InputStream {
  *
  * @example
  * ```ts
- * declare const output: import("./streams.ts").OutputStream;
+ * import { createWasiSockets } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const net = wasi.instanceNetwork.instanceNetwork();
+ * const server = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+ * server.startBind(net, { tag: "ipv4", val: { port: 0, address: [127, 0, 0, 1] } });
+ * server.finishBind();
+ * server.startListen();
+ * server.finishListen();
+ * const client = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+ * client.startConnect(net, server.localAddress());
+ * await client.subscribe().block();
+ * const [input, output] = client.finishConnect();
  * await output.blockingWriteAndFlush(new TextEncoder().encode("hello"));
+ * input[Symbol.dispose]();
  * ```
  */
 export class OutputStream {
@@ -566,9 +591,18 @@ export interface StreamOptions {
  * @returns The streams and the socket-level shutdowns.
  * @example
  * ```ts
- * import type { BackendConnection } from "./backend.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * import { defaultOptions } from "./_options.ts";
  * import { openStreams } from "./streams.ts";
- * declare const conn: BackendConnection;
+ * const net = new MemoryNetwork();
+ * const listener = net.backend
+ *   .bind({ local: { family: "ipv4", address: "127.0.0.1", port: 0 }, ipv6Only: true })
+ *   .listen({ backlog: 1, options: defaultOptions(), changed: new Set(), onConnection() {}, onError() {} });
+ * const conn = await net.backend.connect({
+ *   remote: listener.localAddress,
+ *   options: defaultOptions(),
+ *   changed: new Set(),
+ * });
  * const { input, output } = openStreams(conn);
  * ```
  */
