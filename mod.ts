@@ -40,6 +40,7 @@ import {
   type StreamsNamespace,
   type TcpCreateSocketNamespace,
   type TcpNamespace,
+  type WallClockNamespace,
   type WasiSockets,
 } from "./core/wasi_sockets.ts";
 
@@ -91,3 +92,5 @@ export const poll: PollNamespace = wasi.poll;
 export const error: ErrorNamespace = wasi.error;
 /** `wasi:clocks/monotonic-clock`. */
 export const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
+/** `wasi:clocks/wall-clock`. */
+export const wallClock: WallClockNamespace = wasi.wallClock;

@@ -23,3 +23,4 @@ export * from "./pollable.ts";
 export * from "./streams.ts";
 export * from "./tcp_socket.ts";
 export * from "./wasi_sockets.ts";
+export * as wallClock from "./wall_clock.ts";

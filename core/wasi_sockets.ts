@@ -10,6 +10,7 @@ import type { TcpBackend } from "./backend.ts";
 import { IoError } from "./errors.ts";
 import type { IpAddressFamily } from "./ip_socket_address.ts";
 import * as clock from "./monotonic_clock.ts";
+import * as wall from "./wall_clock.ts";
 import { Pollable, poll, useMacrotask } from "./pollable.ts";
 import { InputStream, OutputStream } from "./streams.ts";
 import { Network, type PermissionHook, type SocketContext, TcpSocket } from "./tcp_socket.ts";
@@ -103,6 +104,14 @@ export interface MonotonicClockNamespace {
   subscribeDuration: typeof clock.subscribeDuration;
 }
 
+/** `wasi:clocks/wall-clock`. */
+export interface WallClockNamespace {
+  /** The current time since the Unix epoch. */
+  now: typeof wall.now;
+  /** The clock's resolution. */
+  resolution: typeof wall.resolution;
+}
+
 /** The namespaces jco imports, bound to one backend. */
 export interface WasiSockets {
   /** `wasi:sockets/tcp`. */
@@ -121,6 +130,8 @@ export interface WasiSockets {
   error: ErrorNamespace;
   /** `wasi:clocks/monotonic-clock`. */
   monotonicClock: MonotonicClockNamespace;
+  /** `wasi:clocks/wall-clock`. */
+  wallClock: WallClockNamespace;
 }
 
 /**
@@ -174,6 +185,7 @@ export function createWasiSockets(options: WasiSocketsOptions): WasiSockets {
       subscribeInstant: clock.subscribeInstant,
       subscribeDuration: clock.subscribeDuration,
     },
+    wallClock: { now: wall.now, resolution: wall.resolution },
   };
 }
 
@@ -185,19 +197,23 @@ export const WASI_VERSIONS: readonly string[] = Array.from(
 
 /**
  * The imports that return Promises, in jco's `--async-imports` form, for
- * `jco transpile --async-mode jspi`.
+ * `jco transpile --async-mode jspi`. jco matches names without a version
+ * against every version a component imports, so the default form serves all
+ * of 0.2.x (guests built with wasi-libc or componentize-qjs import 0.2.12).
  *
- * @param version The WASI version the component imports.
- * @returns Names such as `wasi:io/poll@0.2.6#poll`.
+ * @param version A version to pin the names to, such as `"0.2.6"`; omit it
+ * for the unversioned names jco matches against any version.
+ * @returns Names such as `wasi:io/poll#poll`.
  * @example
  * ```ts
  * import { asyncImports } from "./wasi_sockets.ts";
  * const flags = asyncImports().flatMap((name) => ["--async-imports", name]);
  * ```
  */
-export function asyncImports(version = "0.2.6"): string[] {
+export function asyncImports(version?: string): string[] {
+  const at = version === undefined ? "" : `@${version}`;
   const io = (iface: string, names: string[]): string[] =>
-    names.map((n) => `wasi:io/${iface}@${version}#${n}`);
+    names.map((n) => `wasi:io/${iface}${at}#${n}`);
   return [
     ...io("poll", ["poll", "[method]pollable.block"]),
     ...io("streams", [
@@ -211,7 +227,7 @@ export function asyncImports(version = "0.2.6"): string[] {
   ];
 }
 
-/** {@link asyncImports} for 0.2.6. */
+/** {@link asyncImports} in the unversioned form, which serves every 0.2.x. */
 export const ASYNC_IMPORTS: readonly string[] = asyncImports();
 
 /**
@@ -238,6 +254,7 @@ export function createImportObject(wasi: WasiSockets): Record<string, object> {
     "wasi:io/poll": wasi.poll,
     "wasi:io/error": wasi.error,
     "wasi:clocks/monotonic-clock": wasi.monotonicClock,
+    "wasi:clocks/wall-clock": wasi.wallClock,
   };
   const out: Record<string, object> = {};
   for (const [name, ns] of Object.entries(byName)) {

@@ -25,6 +25,7 @@ describe("mod.ts", () => {
     assert.equal(typeof wasiTcp.poll.poll, "function");
     assert.equal(typeof wasiTcp.error.Error, "function");
     assert.equal(typeof wasiTcp.monotonicClock.now(), "bigint");
+    assert.equal(typeof wasiTcp.wallClock.now().seconds, "bigint");
     // Clock pollables are the same class the poll namespace exports.
     assert.ok(wasiTcp.monotonicClock.subscribeDuration(0n) instanceof wasiTcp.poll.Pollable);
   });
@@ -40,6 +41,10 @@ describe("mod.ts", () => {
   });
 
   it("ASYNC_IMPORTS names every Promise-returning import", () => {
+    for (const name of wasiTcp.ASYNC_IMPORTS) {
+      // jco matches unversioned names against every version a guest imports.
+      assert.match(name, /^wasi:io\/(poll|streams)#/);
+    }
     for (const name of ["#poll", "[method]pollable.block", "[method]input-stream.blocking-read",
       "[method]output-stream.blocking-write-and-flush", "[method]output-stream.blocking-flush",
       "[method]input-stream.blocking-skip", "[method]output-stream.blocking-splice",

@@ -1,0 +1,235 @@
+// Builds the guest components of tests/guests/ with componentize-qjs,
+// transpiles them with scripts/transpile.ts against this package's mod.ts, and
+// caches the result under .cache/guests/, keyed by a hash of everything that
+// goes into it. Also computes, on the host, what the guests compute.
+
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, sep } from "node:path";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { transpileComponent, transpileFlags, type TranspileOptions } from "../scripts/transpile.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const GUESTS = join(ROOT, "tests", "guests");
+const CACHE = join(ROOT, ".cache", "guests");
+const JCO = join(ROOT, "node_modules", "@bytecodealliance", "jco");
+const QJS = join(ROOT, "node_modules", "componentize-qjs");
+
+/**
+ * The WASI version the guests' WIT is written against. The components end up
+ * importing the newest version among this and the one componentize-qjs's own
+ * runtime imports (0.2.12 for componentize-qjs 0.4.5): wit-component merges
+ * semver-compatible imports into the newest.
+ */
+export const GUEST_WASI_VERSION = "0.2.6";
+/** The WASI packages a TCP guest's world uses. */
+const WASI_PACKAGES = ["io", "clocks", "sockets"];
+
+/** The guests of tests/guests/: JS file name and WIT world. */
+export const GUEST_WORLDS = {
+  echo_server: "echo-server",
+  echo_client: "echo-client",
+  poll_race: "poll-race",
+} as const;
+
+/** A guest name. */
+export type GuestName = keyof typeof GUEST_WORLDS;
+
+/** A transpiled guest in the cache. */
+export interface BuiltGuest {
+  /** The guest. */
+  name: GuestName;
+  /** The directory of the component and its transpiled JS. */
+  dir: string;
+  /** The entry module jco wrote. */
+  entry: string;
+  /** Whether it came from the cache. */
+  cached: boolean;
+  /** Milliseconds spent building and transpiling (0 when cached). */
+  buildMs: number;
+}
+
+/**
+ * The WASI WIT that jco ships, as `[package, WIT text]`, re-versioned from the
+ * newest complete 0.2.x folder to {@link GUEST_WASI_VERSION}.
+ */
+async function wasiWit(): Promise<Array<[string, string]>> {
+  const builtin = join(JCO, "lib", "wit", "builtin");
+  const versions = (await readdir(builtin))
+    .filter((v) => /^0\.2\.\d+$/.test(v))
+    .filter((v) => WASI_PACKAGES.every((p) => existsSync(join(builtin, v, `wasi-${p}`, "package.wit"))))
+    .sort((a, b) => Number(b.split(".")[2]) - Number(a.split(".")[2]));
+  if (versions.length === 0) throw new Error(`No WASI 0.2.x WIT found under ${builtin}`);
+  const from = versions[0];
+  const out: Array<[string, string]> = [];
+  for (const p of WASI_PACKAGES) {
+    const text = await readFile(join(builtin, from, `wasi-${p}`, "package.wit"), "utf8");
+    out.push([p, text.replaceAll(`@${from}`, `@${GUEST_WASI_VERSION}`)]);
+  }
+  return out;
+}
+
+async function packageVersion(dir: string): Promise<string> {
+  return JSON.parse(await readFile(join(dir, "package.json"), "utf8")).version;
+}
+
+// The output imports local modules by paths relative to its own directory,
+// which are the same for every directory directly under CACHE.
+function specifier(target: string): string {
+  const path = relative(join(CACHE, "x"), target).split(sep).join("/");
+  return path.startsWith(".") ? path : `./${path}`;
+}
+
+/** The transpile options of a guest. */
+function transpileOptions(name: GuestName): TranspileOptions {
+  return {
+    module: specifier(join(ROOT, "mod.ts")),
+    name,
+    map: { "wasi-tcp:guests/*": `${specifier(join(ROOT, "tests", "_guest_host.ts"))}#*` },
+  };
+}
+
+/**
+ * Returns a guest built and transpiled for JSPI, from the cache when its
+ * inputs have not changed.
+ *
+ * @param name The guest.
+ * @returns Where it is.
+ * @throws {Error} When componentize-qjs or jco fails.
+ * @example
+ * ```ts
+ * const guest = await buildGuest("poll_race");
+ * const { race } = await importGuest<{ race: Function }>(guest, "first");
+ * ```
+ */
+export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
+  const source = await readFile(join(GUESTS, `${name}.js`), "utf8");
+  const world = await readFile(join(GUESTS, "guests.wit"), "utf8");
+  const deps = await wasiWit();
+  const options = transpileOptions(name);
+  const key = createHash("sha256")
+    .update(JSON.stringify({
+      source,
+      world,
+      deps,
+      guest: GUEST_WORLDS[name],
+      jco: await packageVersion(JCO),
+      qjs: await packageVersion(QJS),
+      flags: transpileFlags(options),
+    }))
+    .digest("hex")
+    .slice(0, 16);
+  const dir = join(CACHE, `${name}-${key}`);
+  const entry = join(dir, `${name}.js`);
+  if (existsSync(entry)) return { name, dir, entry, cached: true, buildMs: 0 };
+
+  const started = performance.now();
+  const witDir = await mkdtemp(join(tmpdir(), "wasi-tcp-wit-"));
+  const staging = join(CACHE, `.staging-${name}-${key}-${process.pid}-${Date.now()}`);
+  try {
+    await writeFile(join(witDir, "guests.wit"), world);
+    for (const [p, text] of deps) {
+      await mkdir(join(witDir, "deps", p), { recursive: true });
+      await writeFile(join(witDir, "deps", p, "package.wit"), text);
+    }
+    const { componentize } = await import("componentize-qjs");
+    const { component } = await componentize({
+      witPath: witDir,
+      world: GUEST_WORLDS[name],
+      jsSource: source,
+      jsPath: join(GUESTS, `${name}.js`),
+      // The non-async runtime: jco's JSPI mode drives plain synchronous exports.
+      sync: true,
+    });
+    const files = await transpileComponent(new Uint8Array(component), options);
+    await mkdir(staging, { recursive: true });
+    await writeFile(join(staging, `${name}.wasm`), component);
+    for (const [path, bytes] of Object.entries(files)) {
+      await mkdir(dirname(join(staging, path)), { recursive: true });
+      await writeFile(join(staging, path), bytes);
+    }
+    // Publish the whole directory at once; a concurrent build of the same key
+    // may have won the race, and its result is just as good.
+    try {
+      await rename(staging, dir);
+    } catch (e) {
+      if (!existsSync(entry)) throw e;
+    }
+    // Builds from older sources are dead weight.
+    for (const old of await readdir(CACHE)) {
+      if (old.startsWith(`${name}-`) && old !== `${name}-${key}`) {
+        await rm(join(CACHE, old), { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await rm(witDir, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
+  }
+  return { name, dir, entry, cached: false, buildMs: performance.now() - started };
+}
+
+/**
+ * Imports a transpiled guest. Each distinct `instance` gets its own module
+ * record and so its own component instance: a copy of the entry module beside
+ * the original (Bun ignores query strings on file imports, so a copy is the
+ * one way that works everywhere).
+ *
+ * @param guest From {@link buildGuest}.
+ * @param instance A label of letters, digits and dashes; the same label returns the same instance.
+ * @returns The component's exports.
+ * @throws {TypeError} When the label has other characters.
+ * @example
+ * ```ts
+ * const a = await importGuest(guest, "a");
+ * const b = await importGuest(guest, "b"); // a second instance
+ * ```
+ */
+export async function importGuest<T>(guest: BuiltGuest, instance: string): Promise<T> {
+  if (!/^[\w-]+$/.test(instance)) throw new TypeError(`Expected an instance label, got ${instance}`);
+  const entry = join(guest.dir, `${guest.name}.instance-${instance}.js`);
+  if (!existsSync(entry)) {
+    const staging = `${entry}.${process.pid}.tmp`;
+    await copyFile(guest.entry, staging);
+    await rename(staging, entry);
+  }
+  return await import(pathToFileURL(entry).href) as T;
+}
+
+const CHUNK = 65536;
+const POOL_SPAN = 262144;
+const STRIDE = 40503;
+
+/**
+ * The SHA-256 of the first `size` bytes of the stream the echo client sends
+ * (tests/guests/echo_client.js): chunk i is the 64 KiB at offset
+ * (i * 40503) mod 256 KiB of a pool of xorshift32 words seeded with `seed`,
+ * little-endian like wasm memory (and every host this runs on).
+ *
+ * @param size Bytes.
+ * @param seed The client's seed.
+ * @returns Lowercase hex.
+ * @example
+ * ```ts
+ * const expected = echoStreamSha256(16 << 20, 1);
+ * ```
+ */
+export function echoStreamSha256(size: number, seed: number): string {
+  const words = new Uint32Array((POOL_SPAN + CHUNK) / 4);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x;
+  }
+  const pool = new Uint8Array(words.buffer);
+  const hash = createHash("sha256");
+  for (let i = 0, done = 0; done < size; i++, done += CHUNK) {
+    const base = (i * STRIDE) % POOL_SPAN;
+    hash.update(pool.subarray(base, base + Math.min(CHUNK, size - done)));
+  }
+  return hash.digest("hex");
+}
