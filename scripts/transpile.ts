@@ -8,7 +8,8 @@
 // `--module` is how the output imports this package (default `wasi-tcp`; a
 // relative path such as `../mod.ts` works too). Every other WASI interface the
 // component imports comes from @bytecodealliance/preview2-shim, jco's default.
-// The blocking imports (our async import list, for every 0.2.x version) suspend
+// The blocking imports (our unversioned async import list, which jco matches
+// against any 0.2.x) suspend
 // the component, and every export becomes a Promise-returning function.
 // `--map FROM=TO` adds mappings for the component's other imports, and
 // `--print-flags` prints the equivalent `jco transpile` flags instead.
