@@ -15,6 +15,7 @@
  */
 
 import { type ErrorCode, NetworkError } from "../core/errors.ts";
+import { witErrorCode } from "./_errno_codes.ts";
 
 /** Linux errno numbers of the errors that have a WIT code. */
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
@@ -39,27 +40,6 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   113: "EHOSTUNREACH",
 };
 
-const CODES: Readonly<Record<string, ErrorCode>> = {
-  EADDRINUSE: "address-in-use",
-  EADDRNOTAVAIL: "address-not-bindable",
-  ECONNREFUSED: "connection-refused",
-  ECONNRESET: "connection-reset",
-  // A broken pipe is a socket error like a reset; the core turns it into `closed`.
-  EPIPE: "connection-reset",
-  ECONNABORTED: "connection-aborted",
-  ETIMEDOUT: "timeout",
-  EHOSTUNREACH: "remote-unreachable",
-  ENETUNREACH: "remote-unreachable",
-  EHOSTDOWN: "remote-unreachable",
-  ENETDOWN: "remote-unreachable",
-  EMFILE: "new-socket-limit",
-  ENFILE: "new-socket-limit",
-  ENOBUFS: "out-of-memory",
-  ENOMEM: "out-of-memory",
-  EACCES: "access-denied",
-  EPERM: "access-denied",
-  EAFNOSUPPORT: "invalid-argument",
-};
 
 /** The operation that failed, which decides the few context-dependent codes. */
 export type Operation = "bind" | "listen" | "connect" | "io";
@@ -85,8 +65,7 @@ const VERBS: Readonly<Record<Operation, string>> = {
  * ```
  */
 export function codeOf(name: string, op: Operation): ErrorCode {
-  if (name === "EINVAL" && op === "bind") return "address-not-bindable";
-  return CODES[name] ?? "unknown";
+  return witErrorCode(name, op);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 
 import { type ErrorCode, NetworkError } from "../core/errors.ts";
-import { type SocketOperation, witErrorCode } from "./_node_errors.ts";
+import { type SocketOperation, witErrorCode } from "./_errno_codes.ts";
 
 const NAMES: Readonly<Record<string, ErrorCode>> = {
   AddrInUse: "address-in-use",
