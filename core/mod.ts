@@ -24,3 +24,4 @@ export * from "./streams.ts";
 export * from "./tcp_socket.ts";
 export * from "./wasi_sockets.ts";
 export * as wallClock from "./wall_clock.ts";
+export type { Datetime } from "./wall_clock.ts";

@@ -11,6 +11,7 @@ import { IoError } from "./errors.ts";
 import type { IpAddressFamily } from "./ip_socket_address.ts";
 import * as clock from "./monotonic_clock.ts";
 import * as wall from "./wall_clock.ts";
+import type { Datetime } from "./wall_clock.ts";
 import { Pollable, poll, useMacrotask } from "./pollable.ts";
 import { InputStream, OutputStream } from "./streams.ts";
 import { Network, type PermissionHook, type SocketContext, TcpSocket } from "./tcp_socket.ts";
@@ -107,9 +108,9 @@ export interface MonotonicClockNamespace {
 /** `wasi:clocks/wall-clock`. */
 export interface WallClockNamespace {
   /** The current time since the Unix epoch. */
-  now: typeof wall.now;
+  now: () => Datetime;
   /** The clock's resolution. */
-  resolution: typeof wall.resolution;
+  resolution: () => Datetime;
 }
 
 /** The namespaces jco imports, bound to one backend. */

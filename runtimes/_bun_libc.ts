@@ -18,8 +18,10 @@ import { dlopen, FFIType, read } from "bun:ffi";
  *
  * @example
  * ```ts
- * import { LINUX, setIntOption } from "./_bun_libc.ts";
+ * import { closeFd, LINUX, setIntOption, tcpSocket } from "./_bun_libc.ts";
+ * const fd = tcpSocket(LINUX.AF_INET);
  * setIntOption(fd, LINUX.IPPROTO_IP, LINUX.IP_TTL, 42);
+ * closeFd(fd);
  * ```
  */
 export const LINUX = {

@@ -109,8 +109,11 @@ export function osValue<K extends TcpOptionName>(name: K, value: TcpOptions[K]):
  * is no descriptor or no libc.
  * @example
  * ```ts
+ * import { closeFd, LINUX, tcpSocket } from "./_bun_libc.ts";
  * import { setOption } from "./_bun_sockopt.ts";
- * setOption(socket.fd, false, "hopLimit", 42);
+ * const fd = tcpSocket(LINUX.AF_INET);
+ * setOption(fd, false, "hopLimit", 42);
+ * closeFd(fd);
  * ```
  */
 export function setOption<K extends TcpOptionName>(
@@ -136,8 +139,11 @@ export function setOption<K extends TcpOptionName>(
  * @returns The OS value, or `undefined` when it cannot be read.
  * @example
  * ```ts
+ * import { closeFd, LINUX, tcpSocket } from "./_bun_libc.ts";
  * import { readOption } from "./_bun_sockopt.ts";
- * console.log(readOption(socket.fd, false, "hopLimit")); // 64
+ * const fd = tcpSocket(LINUX.AF_INET);
+ * console.log(readOption(fd, false, "hopLimit")); // 64
+ * closeFd(fd);
  * ```
  */
 export function readOption(fd: number, v6: boolean, name: TcpOptionName): number | undefined {

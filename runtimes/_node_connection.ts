@@ -71,11 +71,15 @@ export function nodeHostAddress(
  * ```ts
  * import net from "node:net";
  * import { NodeConnection } from "./_node_connection.ts";
- * const socket = net.connect({ host: "127.0.0.1", port: 8080, allowHalfOpen: true });
- * socket.once("connect", () => {
- *   const connection = new NodeConnection(socket);
- *   connection.start({ data() {}, end() {}, drain() {}, error() {} });
- * });
+ * const server = net.createServer((peer) => peer.destroy()).listen(0, "127.0.0.1");
+ * await new Promise((resolve) => server.once("listening", resolve));
+ * const { port } = server.address() as net.AddressInfo;
+ * const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+ * await new Promise((resolve) => socket.once("connect", resolve));
+ * const connection = new NodeConnection(socket);
+ * connection.start({ data() {}, end() {}, drain() {}, error() {} });
+ * connection.close();
+ * server.close();
  * ```
  */
 export class NodeConnection implements BackendConnection {
@@ -322,14 +326,19 @@ export interface NodeConnectRequest {
  * `address-in-use` for a taken local port, and so on.
  * @example
  * ```ts
+ * import net from "node:net";
  * import { connectNode } from "./_node_connection.ts";
  * import { defaultOptions } from "../core/_options.ts";
+ * const server = net.createServer((peer) => peer.destroy()).listen(0, "127.0.0.1");
+ * await new Promise((resolve) => server.once("listening", resolve));
+ * const { port } = server.address() as net.AddressInfo;
  * const connection = await connectNode({
- *   remote: { family: "ipv4", address: "127.0.0.1", port: 8080 },
+ *   remote: { family: "ipv4", address: "127.0.0.1", port },
  *   options: defaultOptions(),
  *   changed: new Set(),
  * });
  * connection.close();
+ * server.close();
  * ```
  */
 export function connectNode(request: NodeConnectRequest): Promise<NodeConnection> {
@@ -378,8 +387,19 @@ export function connectNode(request: NodeConnectRequest): Promise<NodeConnection
  * ```ts
  * import { applyOptions } from "./_node_connection.ts";
  * import { defaultOptions } from "../core/_options.ts";
- * declare const connection: import("../core/backend.ts").BackendConnection;
+ * import { MemoryNetwork } from "../core/memory_network.ts";
+ * const net = new MemoryNetwork();
+ * const listener = net.backend
+ *   .bind({ local: { family: "ipv4", address: "127.0.0.1", port: 0 }, ipv6Only: true })
+ *   .listen({ backlog: 1, options: defaultOptions(), changed: new Set(), onConnection() {}, onError() {} });
+ * const connection = await net.backend.connect({
+ *   remote: listener.localAddress,
+ *   options: defaultOptions(),
+ *   changed: new Set(),
+ * });
  * applyOptions(connection, defaultOptions(), new Set(["keepAliveEnabled"]));
+ * connection.close();
+ * listener.close();
  * ```
  */
 export function applyOptions(

@@ -680,7 +680,7 @@ async function connect(request: ConnectRequest): Promise<BackendConnection> {
  * {@link NetworkError}s.
  * @example
  * ```ts
- * import { createBunBackend } from "./runtimes/bun.ts";
+ * import { createBunBackend } from "./bun.ts";
  * const backend = createBunBackend();
  * const binding = backend.bind({
  *   local: { family: "ipv4", address: "127.0.0.1", port: 0 },
