@@ -111,17 +111,22 @@ const CREATE = Symbol("create");
 const NO_CHANGES: ReadonlySet<TcpOptionName> = new Set();
 
 // Guests poll finish-calls and accept in loops, so would-block is thrown far
-// more often than any other error; skipping its stack trace makes it cheap.
+// more often than any other error. Building an Error costs microseconds even
+// without a stack trace, so each would-block is built once and thrown again;
+// it carries nothing that differs between throws.
 function wouldBlock(message: string): NetworkError {
   const E = Error as { stackTraceLimit?: number };
   const limit = E.stackTraceLimit;
   E.stackTraceLimit = 0;
   try {
-    return new NetworkError("would-block", message);
+    return Object.freeze(new NetworkError("would-block", message));
   } finally {
     E.stackTraceLimit = limit;
   }
 }
+
+const NOT_FINISHED = wouldBlock("The operation has not finished yet");
+const NO_CONNECTION = wouldBlock("No connection is pending");
 
 // The host policy's refusals. finish-connect tells them apart from an
 // access-denied reported by the OS: only a refusal leaves the state as it was.
@@ -297,7 +302,7 @@ export class TcpSocket {
       throw new NetworkError("not-in-progress", "No bind is in progress");
     }
     const p = s.pending;
-    if (!p.done) throw wouldBlock("The operation has not finished yet");
+    if (!p.done) throw NOT_FINISHED;
     if (!p.ok) {
       this.#state = { tag: "unbound" };
       throw p.error;
@@ -356,7 +361,7 @@ export class TcpSocket {
       throw new NetworkError("not-in-progress", "No connect is in progress");
     }
     const p = s.pending;
-    if (!p.done) throw wouldBlock("The operation has not finished yet");
+    if (!p.done) throw NOT_FINISHED;
     if (!p.ok) {
       if (policyDenials.has(p.error)) {
         this.#state = s.binding ? { tag: "bound", binding: s.binding } : { tag: "unbound" };
@@ -446,7 +451,7 @@ export class TcpSocket {
       throw new NetworkError("not-in-progress", "No listen is in progress");
     }
     const p = s.pending;
-    if (!p.done) throw wouldBlock("The operation has not finished yet");
+    if (!p.done) throw NOT_FINISHED;
     if (!p.ok) {
       this.#state = { tag: "bound", binding: s.binding };
       throw p.error;
@@ -468,7 +473,7 @@ export class TcpSocket {
       throw new NetworkError("invalid-state", "The socket is not listening");
     }
     const connection = s.queue.shift();
-    if (!connection) throw wouldBlock("No connection is pending");
+    if (!connection) throw NO_CONNECTION;
     if (s.queue.length === this.#queueLimit() - 1) s.listener.resume();
     const socket = new TcpSocket(CREATE, this.#ctx, this.#family, this.#options);
     if (this.#changed) {

@@ -1,14 +1,16 @@
 // Loopback benchmark: the WASI adapter against the same runtime's raw sockets,
 // in one process. Runs unchanged under all three runtimes:
 //
-//   node --import tsx scripts/bench.ts [--mib N] [--conns N] [--runs N] [--backends native,node] [--json]
+//   node --import tsx scripts/bench.ts [--mib N] [--conns N] [--runs N] [--backends native,node] [--lend] [--json]
 //   node_modules/.bin/deno run -A scripts/bench.ts [...]
 //   node_modules/.bin/bun scripts/bench.ts [...]
 //
 // `--mib 0` or `--conns 0` skips that measurement. By default the adapter, like
 // raw, writes the same 64 KiB buffer every time (the adapter takes ownership and
 // copies nothing); `--jco-copy` adds the copy jco makes of guest memory per
-// call, to see what a guest pays on top. `--backends` picks the
+// call, to see what a guest pays on top. `--lend` creates the adapter with
+// `lendReadBuffers: true` (as a jco host may), so that backends with
+// `recycle` read into reused buffers. `--backends` picks the
 // adapter backends (default: native, plus the node:net backend on Deno and Bun;
 // `none` measures raw sockets only).
 
@@ -49,6 +51,7 @@ interface Options {
   json: boolean;
   backends: string[];
   copy: boolean;
+  lend: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -59,6 +62,7 @@ function parseArgs(argv: string[]): Options {
     json: false,
     backends: runtime === "node" ? ["native"] : ["native", "node"],
     copy: false,
+    lend: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -69,6 +73,7 @@ function parseArgs(argv: string[]): Options {
     };
     if (arg === "--json") opts.json = true;
     else if (arg === "--jco-copy") opts.copy = true;
+    else if (arg === "--lend") opts.lend = true;
     else if (arg === "--mib") opts.mib = num();
     else if (arg === "--conns") opts.conns = num();
     else if (arg === "--runs") opts.runs = Math.max(1, num());
@@ -569,9 +574,9 @@ function rowName(which: string): string {
   return runtime === "deno" ? "native (Deno.*)" : "native (Bun.*)";
 }
 
-async function adapterVariant(which: string, copy: boolean): Promise<Variant> {
+async function adapterVariant(which: string, copy: boolean, lend: boolean): Promise<Variant> {
   const backend = await loadBackend(which);
-  const wasi = createWasiSockets({ backend });
+  const wasi = createWasiSockets({ backend, lendReadBuffers: lend });
   return {
     label: `adapter ${backend.name}`,
     throughput: (payload, total) => adapterThroughput(wasi, payload, total, copy),
@@ -605,7 +610,7 @@ async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2).filter((a) => a !== "--"));
   const raw = RAW[runtime];
   const adapters: Variant[] = [];
-  for (const b of opts.backends) adapters.push(await adapterVariant(b, opts.copy));
+  for (const b of opts.backends) adapters.push(await adapterVariant(b, opts.copy, opts.lend));
   const names = opts.backends.map(rowName);
   const payload = new Uint8Array(CHUNK);
   for (let i = 0; i < CHUNK; i++) payload[i] = (i * 31 + 7) & 0xff;
@@ -678,6 +683,7 @@ async function main(): Promise<void> {
       cpus: os.cpus().length,
       loadavg: os.loadavg().map((x) => round(x, 2)),
       jcoCopy: opts.copy,
+      lendReadBuffers: opts.lend,
       method,
       rows,
     };
@@ -734,7 +740,11 @@ function methodText(opts: Options): string[] {
     (opts.copy
       ? `Each write passes payload.slice(), the copy jco makes of guest memory per call (--jco-copy).`
       : `Each write passes the same 64 KiB buffer, as raw does; the adapter copies nothing (the copy jco ` +
-        `makes of guest memory is jco's, measured with --jco-copy).`),
+        `makes of guest memory is jco's, measured with --jco-copy).`) +
+    (opts.lend
+      ? ` Created with lendReadBuffers: true (--lend): a read result is only valid until the next read, ` +
+        `and backends with recycle() reuse their read buffers.`
+      : ` Created without lendReadBuffers: every read result is the reader's to keep.`),
     `Connections: ${opts.conns} sequential connect/accept/close cycles; raw closes both ends ` +
     `(Node destroy(), Deno close(), Bun end()); adapter does startConnect/finishConnect and accept, ` +
     `each waiting on the socket pollable, then drops input, output and socket on both sides.`,
