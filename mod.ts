@@ -12,7 +12,12 @@
  *   --map 'wasi:io/*=wasi-tcp#*' --map 'wasi:clocks/*=wasi-tcp#*'
  * ```
  *
- * Use {@link createWasiSockets} to choose the backend or add a permission hook.
+ * These namespaces lend read buffers, as jco hosts can: what
+ * `InputStream.read` returns stays valid until the next read on that stream,
+ * which lets the Deno backend read into reused memory. jco copies every result
+ * into guest memory at once. JS code that keeps read results builds its own
+ * namespaces with {@link createWasiSockets}, which does not lend by default,
+ * and which also chooses the backend or adds a permission hook.
  *
  * @example
  * ```ts
@@ -74,7 +79,9 @@ export async function runtimeBackend(): Promise<TcpBackend> {
   return (await import("./runtimes/node.ts")).createNodeBackend();
 }
 
-const wasi: WasiSockets = createWasiSockets({ backend: await runtimeBackend() });
+// jco copies every read result into guest memory at once, so the namespaces
+// jco imports lend read buffers (see WasiSocketsOptions.lendReadBuffers).
+const wasi: WasiSockets = createWasiSockets({ backend: await runtimeBackend(), lendReadBuffers: true });
 
 /** `wasi:sockets/tcp`, bound to this runtime's backend. */
 export const tcp: TcpNamespace = wasi.tcp;
@@ -84,7 +91,7 @@ export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
 export const network: NetworkNamespace = wasi.network;
 /** `wasi:sockets/instance-network`. */
 export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
-/** `wasi:io/streams`. */
+/** `wasi:io/streams`; read results are lent: valid until the next read on that stream. */
 export const streams: StreamsNamespace = wasi.streams;
 /** `wasi:io/poll`. */
 export const poll: PollNamespace = wasi.poll;

@@ -706,7 +706,9 @@ export function createBunBackend(): TcpBackend {
   };
 }
 
-const wasi: WasiSockets = createWasiSockets({ backend: createBunBackend() });
+// jco copies every read result into guest memory at once, so the namespaces
+// jco imports lend read buffers (see WasiSocketsOptions.lendReadBuffers).
+const wasi: WasiSockets = createWasiSockets({ backend: createBunBackend(), lendReadBuffers: true });
 
 /** `wasi:sockets/tcp` on Bun, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/bun#*'`. */
 export const tcp: TcpNamespace = wasi.tcp;
@@ -716,7 +718,7 @@ export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
 export const network: NetworkNamespace = wasi.network;
 /** `wasi:sockets/instance-network`. */
 export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
-/** `wasi:io/streams`. */
+/** `wasi:io/streams`; read results are lent: valid until the next read on that stream. */
 export const streams: StreamsNamespace = wasi.streams;
 /** `wasi:io/poll`. */
 export const poll: PollNamespace = wasi.poll;

@@ -23,6 +23,9 @@
  * dual-stack, and Deno's node:net ignores UV_TCP_IPV6ONLY, so a socket bound
  * to `"::"` also takes IPv4 traffic (and blocks the IPv4 port).
  *
+ * Besides {@link createDenoBackend}, the module exports the namespaces jco
+ * imports, bound to this backend, so that a host can pick it explicitly.
+ *
  * @module
  */
 
@@ -44,6 +47,19 @@ import { type NodeReservation, reserveAddress } from "./_node_binding.ts";
 import { applyOptions, connectNode, nodeHostAddress } from "./_node_connection.ts";
 import { formatAddress } from "./_node_errors.ts";
 import { denoNetworkError } from "./_deno_errors.ts";
+import {
+  createWasiSockets,
+  type ErrorNamespace,
+  type InstanceNetworkNamespace,
+  type MonotonicClockNamespace,
+  type NetworkNamespace,
+  type PollNamespace,
+  type StreamsNamespace,
+  type TcpCreateSocketNamespace,
+  type TcpNamespace,
+  type WallClockNamespace,
+  type WasiSockets,
+} from "../core/wasi_sockets.ts";
 
 /** Bytes asked of each `conn.read` unless the stream is in bulk mode. */
 const READ_SIZE = 64 * 1024;
@@ -562,3 +578,26 @@ export function createDenoBackend(): TcpBackend {
     },
   };
 }
+
+// jco copies every read result into guest memory at once, so the namespaces
+// jco imports lend read buffers (see WasiSocketsOptions.lendReadBuffers).
+const wasi: WasiSockets = createWasiSockets({ backend: createDenoBackend(), lendReadBuffers: true });
+
+/** `wasi:sockets/tcp` on Deno, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/deno#*'`. */
+export const tcp: TcpNamespace = wasi.tcp;
+/** `wasi:sockets/tcp-create-socket` on Deno. */
+export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
+/** `wasi:sockets/network`. */
+export const network: NetworkNamespace = wasi.network;
+/** `wasi:sockets/instance-network`. */
+export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
+/** `wasi:io/streams`; read results are lent: valid until the next read on that stream. */
+export const streams: StreamsNamespace = wasi.streams;
+/** `wasi:io/poll`. */
+export const poll: PollNamespace = wasi.poll;
+/** `wasi:io/error`. */
+export const error: ErrorNamespace = wasi.error;
+/** `wasi:clocks/monotonic-clock`. */
+export const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
+/** `wasi:clocks/wall-clock`. */
+export const wallClock: WallClockNamespace = wasi.wallClock;

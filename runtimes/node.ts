@@ -105,7 +105,9 @@ export function createNodeBackend(): TcpBackend {
   };
 }
 
-const wasi: WasiSockets = createWasiSockets({ backend: createNodeBackend() });
+// jco copies every read result into guest memory at once, so the namespaces
+// jco imports lend read buffers (see WasiSocketsOptions.lendReadBuffers).
+const wasi: WasiSockets = createWasiSockets({ backend: createNodeBackend(), lendReadBuffers: true });
 
 /** `wasi:sockets/tcp` on node:net, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/node#*'`. */
 export const tcp: TcpNamespace = wasi.tcp;
@@ -115,7 +117,7 @@ export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
 export const network: NetworkNamespace = wasi.network;
 /** `wasi:sockets/instance-network`. */
 export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
-/** `wasi:io/streams`. */
+/** `wasi:io/streams`; read results are lent: valid until the next read on that stream. */
 export const streams: StreamsNamespace = wasi.streams;
 /** `wasi:io/poll`. */
 export const poll: PollNamespace = wasi.poll;

@@ -159,7 +159,8 @@ export async function readAll(input: InputStream, limit = Infinity): Promise<Uin
       await within(pollable.block(), "input stream data");
       continue;
     }
-    parts.push(chunk);
+    // Copied: namespaces that lend read buffers reuse a chunk after the next read.
+    parts.push(chunk.slice());
     total += chunk.length;
   }
   const out = new Uint8Array(total);
