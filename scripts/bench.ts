@@ -8,7 +8,8 @@
 // `--mib 0` or `--conns 0` skips that measurement. By default the adapter, like
 // raw, writes the same 64 KiB buffer every time (the adapter takes ownership and
 // copies nothing); `--jco-copy` adds the copy jco makes of guest memory per
-// call, to see what a guest pays on top. `--lend` creates the adapter with
+// call, to see what a guest pays on top. `--built` runs the adapter from the
+// npm build (npm/) instead of the TypeScript sources. `--lend` creates the adapter with
 // `lendReadBuffers: true` (as a jco host may), so that backends with
 // `recycle` read into reused buffers. `--backends` picks the
 // adapter backends (default: native, plus the node:net backend on Deno and Bun;
@@ -18,11 +19,10 @@ import net from "node:net";
 import os from "node:os";
 import process from "node:process";
 import type { TcpBackend } from "../core/backend.ts";
-import { StreamError } from "../core/errors.ts";
 import type { IpSocketAddress } from "../core/ip_socket_address.ts";
 import type { InputStream, OutputStream } from "../core/streams.ts";
 import type { TcpSocket } from "../core/tcp_socket.ts";
-import { createWasiSockets, type WasiSockets } from "../core/wasi_sockets.ts";
+import type { WasiSockets, WasiSocketsOptions } from "../core/wasi_sockets.ts";
 
 const CHUNK = 65536;
 const MIB = 1024 * 1024;
@@ -74,6 +74,7 @@ function parseArgs(argv: string[]): Options {
     if (arg === "--json") opts.json = true;
     else if (arg === "--jco-copy") opts.copy = true;
     else if (arg === "--lend") opts.lend = true;
+    else if (arg === "--built") built = true;
     else if (arg === "--mib") opts.mib = num();
     else if (arg === "--conns") opts.conns = num();
     else if (arg === "--runs") opts.runs = Math.max(1, num());
@@ -505,7 +506,7 @@ async function adapterThroughput(
       try {
         chunk = sin.read(65536n);
       } catch (e) {
-        if (e instanceof StreamError && e.payload.tag === "closed") return count;
+        if ((e as { payload?: { tag?: string } }).payload?.tag === "closed") return count;
         throw e;
       }
       if (chunk.length === 0) {
@@ -560,12 +561,31 @@ const RAW: Record<Runtime, Variant> = {
   bun: { label: "raw Bun.*", throughput: rawBunThroughput, connections: rawBunConnections },
 };
 
+// `--built` measures the package as npm ships it (npm/, from `npm run build:npm`):
+// under Node that skips tsx, whose per-closure `__name` wrappers cost
+// microseconds per connection that an installed package does not pay.
+let built = false;
+
 async function loadBackend(which: string): Promise<TcpBackend> {
   if (which === "node" || runtime === "node") {
-    return (await import("../runtimes/node.ts")).createNodeBackend();
+    return built
+      ? (await import("../npm/esm/runtimes/node.js" as string)).createNodeBackend()
+      : (await import("../runtimes/node.ts")).createNodeBackend();
   }
-  if (runtime === "deno") return (await import("../runtimes/deno.ts")).createDenoBackend();
-  return (await import("../runtimes/bun.ts")).createBunBackend();
+  if (runtime === "deno") {
+    return built
+      ? (await import("../npm/esm/runtimes/deno.js" as string)).createDenoBackend()
+      : (await import("../runtimes/deno.ts")).createDenoBackend();
+  }
+  return built
+    ? (await import("../npm/esm/runtimes/bun.js" as string)).createBunBackend()
+    : (await import("../runtimes/bun.ts")).createBunBackend();
+}
+
+async function loadCreateWasiSockets(): Promise<(options: WasiSocketsOptions) => WasiSockets> {
+  return built
+    ? (await import("../npm/esm/core/wasi_sockets.js" as string)).createWasiSockets
+    : (await import("../core/wasi_sockets.ts")).createWasiSockets;
 }
 
 function rowName(which: string): string {
@@ -576,6 +596,7 @@ function rowName(which: string): string {
 
 async function adapterVariant(which: string, copy: boolean, lend: boolean): Promise<Variant> {
   const backend = await loadBackend(which);
+  const createWasiSockets = await loadCreateWasiSockets();
   const wasi = createWasiSockets({ backend, lendReadBuffers: lend });
   return {
     label: `adapter ${backend.name}`,
@@ -734,7 +755,7 @@ function methodText(opts: Options): string[] {
     `MB/s with MB = 1e6 bytes; the clock starts after connect/accept and stops when the server ` +
     `has seen end of stream; the byte count is verified.`,
     `Raw: ${rawApi}; every write passes the same 64 KiB buffer.`,
-    `Adapter: both ends through createWasiSockets({ backend }): client checkWrite -> write -> ` +
+    `Adapter${built ? " (from the npm build in npm/)" : ""}: both ends through createWasiSockets({ backend }): client checkWrite -> write -> ` +
     `output.subscribe().block() when checkWrite is 0, then shutdown('send'); server read(65536) -> ` +
     `input.subscribe().block() when empty, until StreamError closed. ` +
     (opts.copy
