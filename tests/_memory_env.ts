@@ -5,12 +5,15 @@
 import assert from "node:assert/strict";
 import type { TcpBackend } from "../core/backend.ts";
 import { MemoryNetwork, type MemoryNetworkOptions } from "../core/memory_network.ts";
-import type { IpSocketAddress } from "../core/ip_socket_address.ts";
 import type { Pollable } from "../core/pollable.ts";
 import type { InputStream, OutputStream } from "../core/streams.ts";
 import type { Network, PermissionHook, TcpSocket } from "../core/tcp_socket.ts";
 import { createWasiSockets, type WasiSockets } from "../core/wasi_sockets.ts";
 import { StreamError } from "../core/errors.ts";
+import type { IpSocketAddress } from "../core/ip_socket_address.ts";
+import { LOCALHOST4, within, withPort } from "./_wasi_helpers.ts";
+
+export { LOCALHOST4, LOCALHOST6, v4, v6, within, withPort } from "./_wasi_helpers.ts";
 
 export const WAIT_MS = 3000;
 
@@ -80,42 +83,8 @@ export async function withEnv(
   }
 }
 
-export function v4(a: number, b: number, c: number, d: number, port = 0): IpSocketAddress {
-  return { tag: "ipv4", val: { port, address: [a, b, c, d] } };
-}
-
-export function v6(groups: number[], port = 0): IpSocketAddress {
-  return {
-    tag: "ipv6",
-    val: {
-      port,
-      flowInfo: 0,
-      address: groups as [number, number, number, number, number, number, number, number],
-      scopeId: 0,
-    },
-  };
-}
-
-export const LOCALHOST4: IpSocketAddress = v4(127, 0, 0, 1);
-export const LOCALHOST6: IpSocketAddress = v6([0, 0, 0, 0, 0, 0, 0, 1]);
-
-export function withPort(addr: IpSocketAddress, port: number): IpSocketAddress {
-  return addr.tag === "ipv4"
-    ? { tag: "ipv4", val: { ...addr.val, port } }
-    : { tag: "ipv6", val: { ...addr.val, port } };
-}
-
 export function portOf(socket: TcpSocket): number {
   return socket.localAddress().val.port;
-}
-
-/** Rejects if `promise` has not settled within `ms`. */
-export function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Waits until `pollable` is ready, bounded by a deadline. */
