@@ -16,6 +16,7 @@ import type {
   TcpOptions,
 } from "../core/backend.ts";
 import type { NetworkError } from "../core/errors.ts";
+import { backendSuite } from "./_backend_suite.ts";
 
 declare const Bun: unknown;
 
@@ -729,5 +730,16 @@ describe("createBunBackend()", { skip: IN_BUN ? false : "needs Bun" }, () => {
     } finally {
       scope.close();
     }
+  });
+});
+
+// The contract suite every backend passes, including the v6-only check.
+const bunModule: BunModule | undefined = IN_BUN ? await (import(BUN_SPEC) as Promise<BunModule>) : undefined;
+
+describe("runtimes/bun.ts contract", { skip: IN_BUN ? false : "needs Bun" }, () => {
+  backendSuite({
+    label: "createBunBackend()",
+    create: () => bunModule!.createBunBackend(),
+    noIpv6Only: false,
   });
 });
