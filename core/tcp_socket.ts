@@ -35,20 +35,46 @@ import {
 import { Notifier, Pollable } from "./pollable.ts";
 import { type ConnectionStreams, type InputStream, openStreams, type OutputStream } from "./streams.ts";
 
-/** What a permission check is about. */
+/**
+ * What a permission check is about.
+ *
+ * @example
+ * ```ts
+ * import type { NetworkUse } from "./tcp_socket.ts";
+ * const uses: NetworkUse[] = ["bind", "connect", "listen", "accept"];
+ * ```
+ */
 export type NetworkUse = "bind" | "connect" | "listen" | "accept";
 
 /**
  * A host policy: may the guest use `address` this way? Consulted before any
  * OS call; `false` makes the call fail with `access-denied`. A Promise makes
  * the finish-call answer `would-block` until it settles.
+ *
+ * @example
+ * ```ts
+ * import type { PermissionHook } from "./tcp_socket.ts";
+ * const loopbackOnly: PermissionHook = (address, use) =>
+ *   use === "accept" || (address.tag === "ipv4" && address.val.address[0] === 127);
+ * ```
  */
 export type PermissionHook = (
   address: IpSocketAddress,
   use: NetworkUse,
 ) => boolean | Promise<boolean>;
 
-/** `tcp.shutdown-type`. */
+/**
+ * `tcp.shutdown-type`.
+ *
+ * @example
+ * ```ts
+ * import type { ShutdownType, TcpSocket } from "./tcp_socket.ts";
+ * function stopSending(socket: TcpSocket): void {
+ *   const how: ShutdownType = "send";
+ *   socket.shutdown(how);
+ * }
+ * ```
+ */
 export type ShutdownType = "receive" | "send" | "both";
 
 /**
@@ -66,7 +92,16 @@ export class Network {
   [Symbol.dispose](): void {}
 }
 
-/** The settings every socket of one {@link createWasiSockets} instance shares. */
+/**
+ * The settings every socket of one {@link createWasiSockets} instance shares.
+ *
+ * @example
+ * ```ts
+ * import type { SocketContext } from "./tcp_socket.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const ctx: SocketContext = { backend: new MemoryNetwork().backend, receiveWindow: 64 * 1024 };
+ * ```
+ */
 export interface SocketContext {
   /** The backend that does the I/O. */
   backend: TcpBackend;

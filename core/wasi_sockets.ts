@@ -16,7 +16,17 @@ import { Pollable, poll, useMacrotask } from "./pollable.ts";
 import { InputStream, OutputStream } from "./streams.ts";
 import { Network, type PermissionHook, type SocketContext, TcpSocket } from "./tcp_socket.ts";
 
-/** Options of {@link createWasiSockets}. */
+/**
+ * Options of {@link createWasiSockets}.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type WasiSocketsOptions } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const options: WasiSocketsOptions = { backend: new MemoryNetwork().backend, maxAcceptQueue: 16 };
+ * const wasi = createWasiSockets(options);
+ * ```
+ */
 export interface WasiSocketsOptions {
   /** The backend that does the I/O. */
   backend: TcpBackend;
@@ -38,13 +48,36 @@ export interface WasiSocketsOptions {
   lendReadBuffers?: boolean;
 }
 
-/** `wasi:sockets/tcp`. */
+/**
+ * `wasi:sockets/tcp`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type TcpNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const tcp: TcpNamespace = wasi.tcp;
+ * console.log(typeof tcp.TcpSocket); // "function"
+ * ```
+ */
 export interface TcpNamespace {
   /** The socket resource. */
   TcpSocket: typeof TcpSocket;
 }
 
-/** `wasi:sockets/tcp-create-socket`. */
+/**
+ * `wasi:sockets/tcp-create-socket`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type TcpCreateSocketNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
+ * const socket = tcpCreateSocket.createTcpSocket("ipv6");
+ * socket[Symbol.dispose]();
+ * ```
+ */
 export interface TcpCreateSocketNamespace {
   /**
    * Creates an unbound socket.
@@ -55,13 +88,35 @@ export interface TcpCreateSocketNamespace {
   createTcpSocket(addressFamily: IpAddressFamily): TcpSocket;
 }
 
-/** `wasi:sockets/network`. */
+/**
+ * `wasi:sockets/network`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type NetworkNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const network: NetworkNamespace = wasi.network;
+ * console.log(typeof network.Network); // "function"
+ * ```
+ */
 export interface NetworkNamespace {
   /** The network resource. */
   Network: typeof Network;
 }
 
-/** `wasi:sockets/instance-network`. */
+/**
+ * `wasi:sockets/instance-network`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type InstanceNetworkNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
+ * console.log(instanceNetwork.instanceNetwork() === instanceNetwork.instanceNetwork()); // true
+ * ```
+ */
 export interface InstanceNetworkNamespace {
   /**
    * The network capability of this instance.
@@ -71,7 +126,18 @@ export interface InstanceNetworkNamespace {
   instanceNetwork(): Network;
 }
 
-/** `wasi:io/streams`. */
+/**
+ * `wasi:io/streams`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type StreamsNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const streams: StreamsNamespace = wasi.streams;
+ * console.log(typeof streams.InputStream, typeof streams.OutputStream);
+ * ```
+ */
 export interface StreamsNamespace {
   /** The input stream resource. */
   InputStream: typeof InputStream;
@@ -79,7 +145,18 @@ export interface StreamsNamespace {
   OutputStream: typeof OutputStream;
 }
 
-/** `wasi:io/poll`. */
+/**
+ * `wasi:io/poll`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type PollNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const poll: PollNamespace = wasi.poll;
+ * console.log(await poll.poll([wasi.monotonicClock.subscribeDuration(0n)])); // Uint32Array [0]
+ * ```
+ */
 export interface PollNamespace {
   /** The pollable resource. */
   Pollable: typeof Pollable;
@@ -87,13 +164,35 @@ export interface PollNamespace {
   poll: typeof poll;
 }
 
-/** `wasi:io/error`. */
+/**
+ * `wasi:io/error`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type ErrorNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const error: ErrorNamespace = wasi.error;
+ * console.log(new error.Error("connection reset").toDebugString());
+ * ```
+ */
 export interface ErrorNamespace {
   /** The error resource, under the name jco imports. */
   Error: typeof IoError;
 }
 
-/** `wasi:clocks/monotonic-clock`. */
+/**
+ * `wasi:clocks/monotonic-clock`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type MonotonicClockNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
+ * console.log(monotonicClock.now() > 0n); // true
+ * ```
+ */
 export interface MonotonicClockNamespace {
   /** The current instant in nanoseconds. */
   now: typeof clock.now;
@@ -105,7 +204,18 @@ export interface MonotonicClockNamespace {
   subscribeDuration: typeof clock.subscribeDuration;
 }
 
-/** `wasi:clocks/wall-clock`. */
+/**
+ * `wasi:clocks/wall-clock`.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type WallClockNamespace } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const wallClock: WallClockNamespace = wasi.wallClock;
+ * console.log(wallClock.now().seconds > 1_700_000_000n); // true
+ * ```
+ */
 export interface WallClockNamespace {
   /** The current time since the Unix epoch. */
   now: () => Datetime;
@@ -113,7 +223,18 @@ export interface WallClockNamespace {
   resolution: () => Datetime;
 }
 
-/** The namespaces jco imports, bound to one backend. */
+/**
+ * The namespaces jco imports, bound to one backend.
+ *
+ * @example
+ * ```ts
+ * import { createWasiSockets, type WasiSockets } from "./wasi_sockets.ts";
+ * import { MemoryNetwork } from "./memory_network.ts";
+ * const wasi: WasiSockets = createWasiSockets({ backend: new MemoryNetwork().backend });
+ * const socket = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+ * socket[Symbol.dispose]();
+ * ```
+ */
 export interface WasiSockets {
   /** `wasi:sockets/tcp`. */
   tcp: TcpNamespace;
@@ -190,7 +311,15 @@ export function createWasiSockets(options: WasiSocketsOptions): WasiSockets {
   };
 }
 
-/** The 0.2.x versions that share the 0.2.6 surface. */
+/**
+ * The 0.2.x versions that share the 0.2.6 surface.
+ *
+ * @example
+ * ```ts
+ * import { WASI_VERSIONS } from "./wasi_sockets.ts";
+ * console.log(WASI_VERSIONS.includes("0.2.6")); // true
+ * ```
+ */
 export const WASI_VERSIONS: readonly string[] = Array.from(
   { length: 13 },
   (_, i) => `0.2.${i}`,
@@ -228,7 +357,15 @@ export function asyncImports(version?: string): string[] {
   ];
 }
 
-/** {@link asyncImports} in the unversioned form, which serves every 0.2.x. */
+/**
+ * {@link asyncImports} in the unversioned form, which serves every 0.2.x.
+ *
+ * @example
+ * ```ts
+ * import { ASYNC_IMPORTS } from "./wasi_sockets.ts";
+ * console.log(ASYNC_IMPORTS.includes("wasi:io/poll#poll")); // true
+ * ```
+ */
 export const ASYNC_IMPORTS: readonly string[] = asyncImports();
 
 /**

@@ -710,21 +710,94 @@ export function createBunBackend(): TcpBackend {
 // jco imports lend read buffers (see WasiSocketsOptions.lendReadBuffers).
 const wasi: WasiSockets = createWasiSockets({ backend: createBunBackend(), lendReadBuffers: true });
 
-/** `wasi:sockets/tcp` on Bun, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/bun#*'`. */
+/**
+ * `wasi:sockets/tcp` on Bun, for `jco transpile --map 'wasi:sockets/*=wasi-tcp/bun#*'`.
+ *
+ * @example
+ * ```ts
+ * import { tcp } from "./bun.ts";
+ * console.log(typeof tcp.TcpSocket); // "function"
+ * ```
+ */
 export const tcp: TcpNamespace = wasi.tcp;
-/** `wasi:sockets/tcp-create-socket` on Bun. */
+/**
+ * `wasi:sockets/tcp-create-socket` on Bun.
+ *
+ * @example
+ * ```ts
+ * import { tcpCreateSocket } from "./bun.ts";
+ * const socket = tcpCreateSocket.createTcpSocket("ipv4");
+ * socket[Symbol.dispose]();
+ * ```
+ */
 export const tcpCreateSocket: TcpCreateSocketNamespace = wasi.tcpCreateSocket;
-/** `wasi:sockets/network`. */
+/**
+ * `wasi:sockets/network`.
+ *
+ * @example
+ * ```ts
+ * import { network } from "./bun.ts";
+ * console.log(typeof network.Network); // "function"
+ * ```
+ */
 export const network: NetworkNamespace = wasi.network;
-/** `wasi:sockets/instance-network`. */
+/**
+ * `wasi:sockets/instance-network`.
+ *
+ * @example
+ * ```ts
+ * import { instanceNetwork } from "./bun.ts";
+ * console.log(instanceNetwork.instanceNetwork() === instanceNetwork.instanceNetwork()); // true
+ * ```
+ */
 export const instanceNetwork: InstanceNetworkNamespace = wasi.instanceNetwork;
-/** `wasi:io/streams`; read results are lent: valid until the next read on that stream. */
+/**
+ * `wasi:io/streams`; read results are lent: valid until the next read on that stream.
+ *
+ * @example
+ * ```ts
+ * import { streams } from "./bun.ts";
+ * console.log(typeof streams.InputStream); // "function"
+ * ```
+ */
 export const streams: StreamsNamespace = wasi.streams;
-/** `wasi:io/poll`. */
+/**
+ * `wasi:io/poll`.
+ *
+ * @example
+ * ```ts
+ * import { monotonicClock, poll } from "./bun.ts";
+ * console.log(await poll.poll([monotonicClock.subscribeDuration(0n)])); // Uint32Array [0]
+ * ```
+ */
 export const poll: PollNamespace = wasi.poll;
-/** `wasi:io/error`. */
+/**
+ * `wasi:io/error`.
+ *
+ * @example
+ * ```ts
+ * import { error } from "./bun.ts";
+ * console.log(new error.Error("connection reset").toDebugString());
+ * ```
+ */
 export const error: ErrorNamespace = wasi.error;
-/** `wasi:clocks/monotonic-clock`. */
+/**
+ * `wasi:clocks/monotonic-clock`.
+ *
+ * @example
+ * ```ts
+ * import { monotonicClock } from "./bun.ts";
+ * console.log(monotonicClock.now() > 0n); // true
+ * ```
+ */
 export const monotonicClock: MonotonicClockNamespace = wasi.monotonicClock;
-/** `wasi:clocks/wall-clock`. */
+/**
+ * `wasi:clocks/wall-clock`.
+ *
+ * @example
+ * ```ts
+ * import { wallClock } from "./bun.ts";
+ * console.log(wallClock.now().seconds > 1_700_000_000n); // true
+ * ```
+ */
 export const wallClock: WallClockNamespace = wasi.wallClock;
