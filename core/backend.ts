@@ -16,12 +16,26 @@
 
 import type { NetworkError } from "./errors.ts";
 
-/** An IP address family. */
+/**
+ * An IP address family.
+ *
+ * @example
+ * ```ts
+ * import type { IpFamily } from "./backend.ts";
+ * const family: IpFamily = "ipv6";
+ * ```
+ */
 export type IpFamily = "ipv4" | "ipv6";
 
 /**
  * A socket address as backends see it: a textual IP (`"127.0.0.1"`, `"::1"`)
  * and a port. IPv6 addresses carry no brackets.
+ *
+ * @example
+ * ```ts
+ * import type { HostAddress } from "./backend.ts";
+ * const addr: HostAddress = { family: "ipv4", address: "127.0.0.1", port: 8080 };
+ * ```
  */
 export interface HostAddress {
   /** The address family of `address`. */
@@ -39,6 +53,14 @@ export interface HostAddress {
 /**
  * The socket options of `wasi:sockets/tcp`, already validated and clamped by
  * the core. Durations are nanoseconds.
+ *
+ * @example
+ * ```ts
+ * import type { TcpOptions } from "./backend.ts";
+ * function keepAliveSeconds(o: TcpOptions): number {
+ *   return o.keepAliveEnabled ? Number(o.keepAliveIdleTime / 1_000_000_000n) : 0;
+ * }
+ * ```
  */
 export interface TcpOptions {
   /** SO_KEEPALIVE. */
@@ -57,10 +79,30 @@ export interface TcpOptions {
   sendBufferSize: bigint;
 }
 
-/** The name of one socket option. */
+/**
+ * The name of one socket option.
+ *
+ * @example
+ * ```ts
+ * import type { TcpOptionName } from "./backend.ts";
+ * const name: TcpOptionName = "hopLimit";
+ * ```
+ */
 export type TcpOptionName = keyof TcpOptions;
 
-/** Receives the events of one connection. */
+/**
+ * Receives the events of one connection.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionSink } from "./backend.ts";
+ * const chunks: Uint8Array[] = [];
+ * const sink: ConnectionSink = {
+ *   data: (chunk) => { chunks.push(chunk); },
+ *   end: () => {}, drain: () => {}, error: (e) => console.error(e.payload),
+ * };
+ * ```
+ */
 export interface ConnectionSink {
   /**
    * Bytes arrived. The backend hands over ownership of `chunk`: it must not
@@ -75,7 +117,17 @@ export interface ConnectionSink {
   error(error: NetworkError): void;
 }
 
-/** An established TCP connection, connected or accepted. */
+/**
+ * An established TCP connection, connected or accepted.
+ *
+ * @example
+ * ```ts
+ * import type { BackendConnection } from "./backend.ts";
+ * function describe(c: BackendConnection): string {
+ *   return `${c.localAddress.address} -> ${c.remoteAddress.address}`;
+ * }
+ * ```
+ */
 export interface BackendConnection {
   /** The local end, as the OS reports it. */
   readonly localAddress: HostAddress;
@@ -117,7 +169,17 @@ export interface BackendConnection {
   recycle?(chunk: Uint8Array): void;
 }
 
-/** What the core asks for when listening. */
+/**
+ * What the core asks for when listening.
+ *
+ * @example
+ * ```ts
+ * import type { ListenRequest } from "./backend.ts";
+ * function describe(r: ListenRequest): string {
+ *   return `backlog ${r.backlog}, ${r.changed.size} options set`;
+ * }
+ * ```
+ */
 export interface ListenRequest {
   /** The clamped backlog, at least 1. */
   backlog: number;
@@ -131,7 +193,17 @@ export interface ListenRequest {
   onError(error: NetworkError): void;
 }
 
-/** A listening socket. */
+/**
+ * A listening socket.
+ *
+ * @example
+ * ```ts
+ * import type { BackendListener } from "./backend.ts";
+ * function portOf(l: BackendListener): number {
+ *   return l.localAddress.port;
+ * }
+ * ```
+ */
 export interface BackendListener {
   /** The address the listener is bound to. */
   readonly localAddress: HostAddress;
@@ -154,6 +226,14 @@ export interface BackendListener {
 /**
  * A socket bound to a local address but not listening: a peer connecting to it
  * must be refused.
+ *
+ * @example
+ * ```ts
+ * import type { BackendBinding } from "./backend.ts";
+ * function portOf(b: BackendBinding): number {
+ *   return b.localAddress.port;
+ * }
+ * ```
  */
 export interface BackendBinding {
   /** The bound address, with the port resolved when 0 was asked for. */
@@ -164,7 +244,18 @@ export interface BackendBinding {
   close(): void;
 }
 
-/** What the core asks for when binding. */
+/**
+ * What the core asks for when binding.
+ *
+ * @example
+ * ```ts
+ * import type { BindRequest } from "./backend.ts";
+ * const request: BindRequest = {
+ *   local: { family: "ipv6", address: "::1", port: 0 },
+ *   ipv6Only: true,
+ * };
+ * ```
+ */
 export interface BindRequest {
   /** The local address; port 0 asks the OS for one. */
   local: HostAddress;
@@ -172,7 +263,17 @@ export interface BindRequest {
   ipv6Only: boolean;
 }
 
-/** What the core asks for when connecting. */
+/**
+ * What the core asks for when connecting.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectRequest } from "./backend.ts";
+ * function target(r: ConnectRequest): string {
+ *   return `${r.remote.address}:${r.remote.port}`;
+ * }
+ * ```
+ */
 export interface ConnectRequest {
   /** The peer. */
   remote: HostAddress;

@@ -9,6 +9,12 @@
 
 /**
  * The `wasi:sockets/network.error-code` enum, in its kebab-case WIT spelling.
+ *
+ * @example
+ * ```ts
+ * import type { ErrorCode } from "./errors.ts";
+ * const code: ErrorCode = "connection-refused";
+ * ```
  */
 export type ErrorCode =
   | "unknown"
@@ -99,7 +105,16 @@ export class IoError {
   [Symbol.dispose](): void {}
 }
 
-/** The `wasi:io/streams.stream-error` variant. */
+/**
+ * The `wasi:io/streams.stream-error` variant.
+ *
+ * @example
+ * ```ts
+ * import { IoError, type StreamErrorPayload } from "./errors.ts";
+ * const closed: StreamErrorPayload = { tag: "closed" };
+ * const failed: StreamErrorPayload = { tag: "last-operation-failed", val: new IoError("reset") };
+ * ```
+ */
 export type StreamErrorPayload =
   | { tag: "closed" }
   | { tag: "last-operation-failed"; val: IoError };

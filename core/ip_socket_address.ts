@@ -9,10 +9,26 @@
 import type { HostAddress, IpFamily } from "./backend.ts";
 import { NetworkError } from "./errors.ts";
 
-/** `wasi:sockets/network.ip-address-family`. */
+/**
+ * `wasi:sockets/network.ip-address-family`.
+ *
+ * @example
+ * ```ts
+ * import type { IpAddressFamily } from "./ip_socket_address.ts";
+ * const family: IpAddressFamily = "ipv4";
+ * ```
+ */
 export type IpAddressFamily = IpFamily;
 
-/** `wasi:sockets/network.ipv4-socket-address`. */
+/**
+ * `wasi:sockets/network.ipv4-socket-address`.
+ *
+ * @example
+ * ```ts
+ * import type { Ipv4SocketAddress } from "./ip_socket_address.ts";
+ * const addr: Ipv4SocketAddress = { port: 8080, address: [127, 0, 0, 1] };
+ * ```
+ */
 export interface Ipv4SocketAddress {
   /** The port, 0 to 65535. */
   port: number;
@@ -20,7 +36,17 @@ export interface Ipv4SocketAddress {
   address: [number, number, number, number];
 }
 
-/** `wasi:sockets/network.ipv6-socket-address`. */
+/**
+ * `wasi:sockets/network.ipv6-socket-address`.
+ *
+ * @example
+ * ```ts
+ * import type { Ipv6SocketAddress } from "./ip_socket_address.ts";
+ * const addr: Ipv6SocketAddress = {
+ *   port: 8080, flowInfo: 0, scopeId: 0, address: [0, 0, 0, 0, 0, 0, 0, 1],
+ * };
+ * ```
+ */
 export interface Ipv6SocketAddress {
   /** The port, 0 to 65535. */
   port: number;
@@ -32,7 +58,15 @@ export interface Ipv6SocketAddress {
   scopeId: number;
 }
 
-/** `wasi:sockets/network.ip-socket-address`, as jco represents a variant. */
+/**
+ * `wasi:sockets/network.ip-socket-address`, as jco represents a variant.
+ *
+ * @example
+ * ```ts
+ * import type { IpSocketAddress } from "./ip_socket_address.ts";
+ * const addr: IpSocketAddress = { tag: "ipv4", val: { port: 80, address: [10, 0, 0, 1] } };
+ * ```
+ */
 export type IpSocketAddress =
   | { tag: "ipv4"; val: Ipv4SocketAddress }
   | { tag: "ipv6"; val: Ipv6SocketAddress };

@@ -57,6 +57,13 @@ export class Notifier {
 
 /**
  * What a {@link Pollable} observes.
+ *
+ * @example
+ * ```ts
+ * import type { PollSource } from "./pollable.ts";
+ * const deadline = performance.now() + 10;
+ * const timer: PollSource = { ready: () => performance.now() >= deadline, deadline };
+ * ```
  */
 export interface PollSource {
   /** Whether the pollable is ready now. Must not block or throw. */

@@ -15,14 +15,37 @@ import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
 import { checkBigint } from "./_options.ts";
 import { Notifier, Pollable, type PollSource, waitFor } from "./pollable.ts";
 
-/** How many bytes one check-write allows, as wasmtime. */
+/**
+ * How many bytes one check-write allows, as wasmtime.
+ *
+ * @example
+ * ```ts
+ * import { WRITE_BUDGET } from "./streams.ts";
+ * console.log(WRITE_BUDGET); // 65536
+ * ```
+ */
 export const WRITE_BUDGET = 65536;
 const WRITE_BUDGET_BIG = BigInt(WRITE_BUDGET);
-/** The most blocking-write-and-flush may take; more traps. */
+/**
+ * The most blocking-write-and-flush may take; more traps.
+ *
+ * @example
+ * ```ts
+ * import { BLOCKING_WRITE_LIMIT } from "./streams.ts";
+ * const chunk = new Uint8Array(10_000).subarray(0, BLOCKING_WRITE_LIMIT);
+ * console.log(chunk.length); // 4096
+ * ```
+ */
 export const BLOCKING_WRITE_LIMIT = 4096;
 /**
  * How many received bytes the core holds for a guest that does not read.
  * Past it the backend stops reading and the kernel's window pushes back.
+ *
+ * @example
+ * ```ts
+ * import { RECEIVE_WINDOW } from "./streams.ts";
+ * console.log(RECEIVE_WINDOW / 1024); // 256
+ * ```
  */
 export const RECEIVE_WINDOW = 256 * 1024;
 
@@ -557,6 +580,15 @@ export class OutputStream {
 /**
  * The two streams of a connection, plus the shutdown operations the socket
  * needs but the streams do not expose.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionStreams } from "./streams.ts";
+ * function shutdownBoth(s: ConnectionStreams): void {
+ *   s.shutdownSend();
+ *   s.shutdownReceive();
+ * }
+ * ```
  */
 export interface ConnectionStreams {
   /** The receive side. */
@@ -571,7 +603,15 @@ export interface ConnectionStreams {
   release(): void;
 }
 
-/** Options of {@link openStreams}. */
+/**
+ * Options of {@link openStreams}.
+ *
+ * @example
+ * ```ts
+ * import { RECEIVE_WINDOW, type StreamOptions } from "./streams.ts";
+ * const options: StreamOptions = { receiveWindow: RECEIVE_WINDOW * 2, lendReadBuffers: true };
+ * ```
+ */
 export interface StreamOptions {
   /** Bytes to buffer before pausing the backend (default {@link RECEIVE_WINDOW}). */
   receiveWindow?: number;

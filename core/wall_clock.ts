@@ -6,7 +6,15 @@
  * @module
  */
 
-/** `wall-clock.datetime`: seconds and nanoseconds since the Unix epoch. */
+/**
+ * `wall-clock.datetime`: seconds and nanoseconds since the Unix epoch.
+ *
+ * @example
+ * ```ts
+ * import type { Datetime } from "./wall_clock.ts";
+ * const epochPlusOne: Datetime = { seconds: 1n, nanoseconds: 500_000_000 };
+ * ```
+ */
 export interface Datetime {
   /** Whole seconds. */
   seconds: bigint;
