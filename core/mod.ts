@@ -23,5 +23,15 @@ export * from "./pollable.ts";
 export * from "./streams.ts";
 export * from "./tcp_socket.ts";
 export * from "./wasi_sockets.ts";
+/**
+ * `wasi:clocks/wall-clock`, as a namespace: its `now` and `resolution` would
+ * clash with the monotonic clock's.
+ *
+ * @example
+ * ```ts
+ * import { wallClock } from "./mod.ts";
+ * console.log(wallClock.now().seconds > 0n); // true
+ * ```
+ */
 export * as wallClock from "./wall_clock.ts";
 export type { Datetime } from "./wall_clock.ts";
