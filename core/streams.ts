@@ -599,7 +599,7 @@ export interface ConnectionStreams {
   shutdownSend(): void;
   /** `tcp-socket.shutdown(receive)`: reads report `closed` from now on. */
   shutdownReceive(): void;
-  /** The socket is closing the connection: pending shutdowns are moot. */
+  /** The socket is closing the connection: both streams report `closed` from now on. */
   release(): void;
 }
 
@@ -666,8 +666,12 @@ export function openStreams(
     shutdownSend: () => tx.shutdown(),
     shutdownReceive: () => rx.shutdown(),
     release: () => {
+      // The socket is closing the connection: both streams end here, waking
+      // anyone blocked on them, and their deferred backend calls are moot.
       rx.released = true;
       tx.released = true;
+      rx.shutdown();
+      tx.shutdown();
     },
   };
 }

@@ -529,3 +529,19 @@ describe("Backpressure", () => {
     });
   });
 });
+
+describe("Streams after their socket is dropped", () => {
+  it("InputStream.blockingRead() and OutputStream.blockingFlush() end with closed when the socket is dropped meanwhile", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      // Fill the client's send window so that a flush has to wait.
+      while (client.output.checkWrite() > 0n) client.output.write(new Uint8Array(BUDGET));
+      const reading = outcomeAsync(() => server.input.blockingRead(10n));
+      const flushing = outcomeAsync(() => client.output.blockingFlush());
+      server.socket[Symbol.dispose]();
+      client.socket[Symbol.dispose]();
+      assert.equal(await within(reading, "blocked read to end"), "closed");
+      assert.equal(await within(flushing, "blocked flush to end"), "closed");
+    });
+  });
+});
