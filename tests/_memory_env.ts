@@ -13,7 +13,18 @@ import { StreamError } from "../core/errors.ts";
 import type { IpSocketAddress } from "../core/ip_socket_address.ts";
 import { LOCALHOST4, within, withPort } from "./_wasi_helpers.ts";
 
-export { LOCALHOST4, LOCALHOST6, v4, v6, within, withPort } from "./_wasi_helpers.ts";
+export {
+  concat,
+  LOCALHOST4,
+  LOCALHOST6,
+  pattern,
+  readAll,
+  v4,
+  v6,
+  within,
+  withPort,
+  writeAll,
+} from "./_wasi_helpers.ts";
 
 export const WAIT_MS = 3000;
 
@@ -214,70 +225,6 @@ export async function pair(
   const client = await connected(env, withPort(local, portOf(listener)));
   const server = await accepted(env, listener);
   return { listener, client, server };
-}
-
-/** Writes all of `bytes`, waiting on the output pollable when it is full. */
-export async function writeAll(output: OutputStream, bytes: Uint8Array): Promise<void> {
-  const pollable = output.subscribe();
-  let offset = 0;
-  while (offset < bytes.length) {
-    const room = Number(output.checkWrite());
-    if (room === 0) {
-      await waitUntil(pollable, "output stream to drain");
-      continue;
-    }
-    const n = Math.min(room, bytes.length - offset);
-    output.write(bytes.slice(offset, offset + n));
-    offset += n;
-  }
-}
-
-/** Reads until `closed` (or `limit` bytes); other stream errors propagate. */
-export async function readAll(input: InputStream, limit = Infinity): Promise<Uint8Array> {
-  const pollable = input.subscribe();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  while (total < limit) {
-    let chunk: Uint8Array;
-    try {
-      chunk = input.read(BigInt(Math.min(65536, limit - total)));
-    } catch (e) {
-      if (e instanceof StreamError && e.payload.tag === "closed") break;
-      throw e;
-    }
-    if (chunk.length === 0) {
-      await waitUntil(pollable, "input stream data");
-      continue;
-    }
-    parts.push(chunk);
-    total += chunk.length;
-  }
-  return concat(parts);
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** Deterministic bytes, so that a corrupted or reordered stream is caught. */
-export function pattern(length: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
 
 /** A promise with its resolve function, for asynchronous permission hooks. */

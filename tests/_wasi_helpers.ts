@@ -150,7 +150,8 @@ export async function readAll(input: InputStream, limit = Infinity): Promise<Uin
   while (total < limit) {
     let chunk: Uint8Array;
     try {
-      chunk = input.read(65536n);
+      // Never past `limit`, so that what follows stays in the stream.
+      chunk = input.read(BigInt(Math.min(65536, limit - total)));
     } catch (e) {
       if (e instanceof StreamError && e.payload.tag === "closed") break;
       throw e;
@@ -163,6 +164,12 @@ export async function readAll(input: InputStream, limit = Infinity): Promise<Uin
     parts.push(chunk.slice());
     total += chunk.length;
   }
+  return concat(parts);
+}
+
+export function concat(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
   const out = new Uint8Array(total);
   let at = 0;
   for (const p of parts) {
@@ -185,7 +192,7 @@ export function pattern(length: number, seed = 1): Uint8Array {
   return out;
 }
 
-/** Asserts that `fn` throws a NetworkError with `code`, returning it. */
+/** The WIT error code `fn` throws, or undefined when it returns. */
 export function errorCode(fn: () => unknown): string | undefined {
   try {
     fn();
