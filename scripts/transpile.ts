@@ -1,18 +1,25 @@
 // Transpiles a WebAssembly component with jco so that its TCP, I/O and
-// monotonic-clock imports come from this package, in JSPI mode (Deno, Bun):
+// monotonic-clock imports come from this package:
 //
-//   node --import tsx scripts/transpile.ts component.wasm -o out [--module SPECIFIER] [--name NAME]
+//   node --import tsx scripts/transpile.ts component.wasm -o out [--mode jspi|sync|reference] [--module SPECIFIER]
 //   node_modules/.bin/deno run -A scripts/transpile.ts component.wasm -o out [...]
 //   node_modules/.bin/bun scripts/transpile.ts component.wasm -o out [...]
 //
-// `--module` is how the output imports this package (default `wasi-tcp`; a
-// relative path such as `../mod.ts` works too). Every other WASI interface the
-// component imports comes from @bytecodealliance/preview2-shim, jco's default.
-// The blocking imports (our unversioned async import list, which jco matches
-// against any 0.2.x) suspend
-// the component, and every export becomes a Promise-returning function.
-// `--map FROM=TO` adds mappings for the component's other imports, and
-// `--print-flags` prints the equivalent `jco transpile` flags instead.
+// Modes:
+// - `jspi` (default; Deno, Bun): the blocking imports (our unversioned async
+//   import list, which jco matches against any 0.2.x) suspend the component,
+//   and every export becomes a Promise-returning function.
+// - `sync` (any runtime, Node 20 included): a synchronous component on the
+//   `wasi-tcp/sync` entry, whose sockets live in a worker thread.
+// - `reference`: a synchronous component on @bytecodealliance/preview2-shim
+//   alone, to compare against.
+//
+// `--module` is how the output imports this package (default `wasi-tcp`, or
+// `wasi-tcp/sync` in sync mode; a relative path such as `../mod.ts` works
+// too). Every other WASI interface the component imports comes from
+// @bytecodealliance/preview2-shim, jco's default. `--map FROM=TO` adds
+// mappings for the component's other imports, and `--print-flags` prints the
+// equivalent `jco transpile` flags instead.
 //
 // Needs the devDependency @bytecodealliance/jco.
 
@@ -32,7 +39,18 @@ export interface TranspileOptions {
   asyncExports?: readonly string[];
   /** Further jco mappings, for the component's own non-WASI imports. */
   map?: Readonly<Record<string, string>>;
+  /**
+   * `"jspi"` (default): blocking imports suspend the component (Deno, Bun).
+   * `"sync"`: a synchronous component on the `./sync` entry (worker mode; any
+   * runtime, Node 20 included); `module` should then name that entry.
+   * `"reference"`: a synchronous component on @bytecodealliance/preview2-shim
+   * alone, for comparison; `module` is ignored.
+   */
+  mode?: TranspileMode;
 }
+
+/** How a component's blocking imports are bridged. */
+export type TranspileMode = "jspi" | "sync" | "reference";
 
 /** The WASI interface families this package serves. */
 const SERVED = ["wasi:sockets", "wasi:io", "wasi:clocks"] as const;
@@ -67,6 +85,11 @@ export function wasiTcpMap(module: string): Record<string, string> {
   return Object.fromEntries(SERVED.map((family) => [`${family}/*`, `${module}#*`]));
 }
 
+/** The package entry a mode imports by default. */
+function defaultModule(mode: TranspileMode): string {
+  return mode === "sync" ? "wasi-tcp/sync" : "wasi-tcp";
+}
+
 /**
  * The equivalent `jco transpile` command-line flags.
  *
@@ -79,9 +102,14 @@ export function wasiTcpMap(module: string): Record<string, string> {
  * ```
  */
 export function transpileFlags(options: TranspileOptions = {}): string[] {
-  const map = { ...options.map, ...wasiTcpMap(options.module ?? "wasi-tcp") };
+  const mode = options.mode ?? "jspi";
+  const map = mode === "reference"
+    ? { ...options.map }
+    : { ...options.map, ...wasiTcpMap(options.module ?? defaultModule(mode)) };
+  const maps = Object.entries(map).flatMap(([from, to]) => ["--map", `${from}=${to}`]);
+  if (mode !== "jspi") return maps;
   return [
-    ...Object.entries(map).flatMap(([from, to]) => ["--map", `${from}=${to}`]),
+    ...maps,
     "--async-mode",
     "jspi",
     "--async-imports",
@@ -111,13 +139,21 @@ export async function transpileComponent(
   options: TranspileOptions = {},
 ): Promise<Record<string, Uint8Array>> {
   const { transpile } = await import("@bytecodealliance/jco");
+  const mode = options.mode ?? "jspi";
+  const map = mode === "reference"
+    ? { ...options.map }
+    : { ...options.map, ...wasiTcpMap(options.module ?? defaultModule(mode)) };
   const { files } = await transpile(component, {
     name: options.name ?? "component",
-    map: { ...options.map, ...wasiTcpMap(options.module ?? "wasi-tcp") },
-    asyncMode: "jspi",
-    asyncImports: jspiAsyncImports(),
-    asyncExports: [...(options.asyncExports ?? ["*"])],
+    map,
     quiet: true,
+    ...(mode === "jspi"
+      ? {
+        asyncMode: "jspi",
+        asyncImports: jspiAsyncImports(),
+        asyncExports: [...(options.asyncExports ?? ["*"])],
+      }
+      : {}),
   });
   return files;
 }
@@ -153,8 +189,8 @@ export async function transpileFile(
   return written;
 }
 
-const USAGE = "Usage: transpile.ts COMPONENT.wasm -o OUT_DIR [--module SPECIFIER] [--name NAME] " +
-  "[--async-exports NAME]... [--map FROM=TO]... [--print-flags]";
+const USAGE = "Usage: transpile.ts COMPONENT.wasm -o OUT_DIR [--mode jspi|sync|reference] [--module SPECIFIER] " +
+  "[--name NAME] [--async-exports NAME]... [--map FROM=TO]... [--print-flags]";
 
 async function main(argv: string[]): Promise<number> {
   let input: string | undefined;
@@ -171,6 +207,13 @@ async function main(argv: string[]): Promise<number> {
     };
     if (arg === "-o" || arg === "--out-dir") outDir = value();
     else if (arg === "--module") options.module = value();
+    else if (arg === "--mode") {
+      const mode = value();
+      if (mode !== "jspi" && mode !== "sync" && mode !== "reference") {
+        throw new Error(`Expected --mode jspi, sync or reference, got ${mode}\n${USAGE}`);
+      }
+      options.mode = mode;
+    }
     else if (arg === "--name") options.name = value();
     else if (arg === "--async-exports") exports.push(value());
     else if (arg === "--map" || arg === "-M") {

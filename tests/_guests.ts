@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { transpileComponent, transpileFlags, type TranspileOptions } from "../scripts/transpile.ts";
+import { transpileComponent, transpileFlags, type TranspileMode, type TranspileOptions } from "../scripts/transpile.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const GUESTS = join(ROOT, "tests", "guests");
@@ -38,10 +38,19 @@ export const GUEST_WORLDS = {
 /** A guest name. */
 export type GuestName = keyof typeof GUEST_WORLDS;
 
+/**
+ * How a guest is transpiled: `"jspi"` on mod.ts (Deno, Bun), `"sync"` on
+ * sync/mod.ts (worker mode, every runtime), `"reference"` on
+ * @bytecodealliance/preview2-shim alone.
+ */
+export type GuestMode = TranspileMode;
+
 /** A transpiled guest in the cache. */
 export interface BuiltGuest {
   /** The guest. */
   name: GuestName;
+  /** How it was transpiled. */
+  mode: GuestMode;
   /** The directory of the component and its transpiled JS. */
   dir: string;
   /** The entry module jco wrote. */
@@ -84,51 +93,34 @@ function specifier(target: string): string {
 }
 
 /** The transpile options of a guest. */
-function transpileOptions(name: GuestName): TranspileOptions {
+function transpileOptions(name: GuestName, mode: GuestMode): TranspileOptions {
   return {
-    module: specifier(join(ROOT, "mod.ts")),
+    mode,
+    module: specifier(join(ROOT, mode === "sync" ? "sync/mod.ts" : "mod.ts")),
     name,
     map: { "wasi-tcp:guests/*": `${specifier(join(ROOT, "tests", "_guest_host.ts"))}#*` },
   };
 }
 
 /**
- * Returns a guest built and transpiled for JSPI, from the cache when its
+ * Builds a guest's component with componentize-qjs, from the cache when its
  * inputs have not changed.
  *
  * @param name The guest.
- * @returns Where it is.
- * @throws {Error} When componentize-qjs or jco fails.
- * @example
- * ```ts
- * const guest = await buildGuest("poll_race");
- * const { race } = await importGuest<{ race: Function }>(guest, "first");
- * ```
+ * @returns The component's bytes and whether they came from the cache.
+ * @throws {Error} When componentize-qjs fails.
  */
-export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
+async function buildComponent(name: GuestName): Promise<{ bytes: Uint8Array; key: string; cached: boolean }> {
   const source = await readFile(join(GUESTS, `${name}.js`), "utf8");
   const world = await readFile(join(GUESTS, "guests.wit"), "utf8");
   const deps = await wasiWit();
-  const options = transpileOptions(name);
   const key = createHash("sha256")
-    .update(JSON.stringify({
-      source,
-      world,
-      deps,
-      guest: GUEST_WORLDS[name],
-      jco: await packageVersion(JCO),
-      qjs: await packageVersion(QJS),
-      flags: transpileFlags(options),
-    }))
+    .update(JSON.stringify({ source, world, deps, guest: GUEST_WORLDS[name], qjs: await packageVersion(QJS) }))
     .digest("hex")
     .slice(0, 16);
-  const dir = join(CACHE, `${name}-${key}`);
-  const entry = join(dir, `${name}.js`);
-  if (existsSync(entry)) return { name, dir, entry, cached: true, buildMs: 0 };
-
-  const started = performance.now();
+  const path = join(CACHE, `${name}-${key}.wasm`);
+  if (existsSync(path)) return { bytes: new Uint8Array(await readFile(path)), key, cached: true };
   const witDir = await mkdtemp(join(tmpdir(), "wasi-tcp-wit-"));
-  const staging = join(CACHE, `.staging-${name}-${key}-${process.pid}-${Date.now()}`);
   try {
     await writeFile(join(witDir, "guests.wit"), world);
     for (const [p, text] of deps) {
@@ -141,12 +133,60 @@ export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
       world: GUEST_WORLDS[name],
       jsSource: source,
       jsPath: join(GUESTS, `${name}.js`),
-      // The non-async runtime: jco's JSPI mode drives plain synchronous exports.
+      // The non-async runtime: jco's JSPI mode drives plain synchronous
+      // exports, and the other modes are synchronous anyway.
       sync: true,
     });
-    const files = await transpileComponent(new Uint8Array(component), options);
+    await mkdir(CACHE, { recursive: true });
+    const staging = `${path}.${process.pid}.${Date.now()}.tmp`;
+    await writeFile(staging, component);
+    await rename(staging, path);
+    for (const old of await readdir(CACHE)) {
+      if (old.startsWith(`${name}-`) && old.endsWith(".wasm") && old !== `${name}-${key}.wasm`) {
+        await rm(join(CACHE, old), { force: true });
+      }
+    }
+    return { bytes: new Uint8Array(component), key, cached: false };
+  } finally {
+    await rm(witDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Returns a guest built and transpiled for a mode, from the cache when its
+ * inputs have not changed.
+ *
+ * @param name The guest.
+ * @param mode How to transpile it (default `"jspi"`).
+ * @returns Where it is.
+ * @throws {Error} When componentize-qjs or jco fails.
+ * @example
+ * ```ts
+ * const guest = await buildGuest("poll_race");
+ * const { race } = await importGuest<{ race: Function }>(guest, "first");
+ * ```
+ */
+export async function buildGuest(name: GuestName, mode: GuestMode = "jspi"): Promise<BuiltGuest> {
+  const started = performance.now();
+  const component = await buildComponent(name);
+  const options = transpileOptions(name, mode);
+  const key = createHash("sha256")
+    .update(JSON.stringify({
+      component: component.key,
+      jco: await packageVersion(JCO),
+      flags: transpileFlags(options),
+    }))
+    .digest("hex")
+    .slice(0, 16);
+  const prefix = `${name}-${mode}-`;
+  const dir = join(CACHE, `${prefix}${key}`);
+  const entry = join(dir, `${name}.js`);
+  if (existsSync(entry)) return { name, mode, dir, entry, cached: true, buildMs: 0 };
+
+  const staging = join(CACHE, `.staging-${prefix}${key}-${process.pid}-${Date.now()}`);
+  try {
+    const files = await transpileComponent(component.bytes, options);
     await mkdir(staging, { recursive: true });
-    await writeFile(join(staging, `${name}.wasm`), component);
     for (const [path, bytes] of Object.entries(files)) {
       await mkdir(dirname(join(staging, path)), { recursive: true });
       await writeFile(join(staging, path), bytes);
@@ -160,15 +200,14 @@ export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
     }
     // Builds from older sources are dead weight.
     for (const old of await readdir(CACHE)) {
-      if (old.startsWith(`${name}-`) && old !== `${name}-${key}`) {
+      if (old.startsWith(prefix) && old !== `${prefix}${key}`) {
         await rm(join(CACHE, old), { recursive: true, force: true });
       }
     }
   } finally {
-    await rm(witDir, { recursive: true, force: true });
     await rm(staging, { recursive: true, force: true });
   }
-  return { name, dir, entry, cached: false, buildMs: performance.now() - started };
+  return { name, mode, dir, entry, cached: component.cached, buildMs: performance.now() - started };
 }
 
 /**
