@@ -1,0 +1,265 @@
+// The main thread's end of the synchronous mode: starts the sockets worker,
+// makes calls that block on Atomics.wait, receives the rings, and waits for
+// the worker's events. Every wait is bounded and checks that the worker is
+// alive, so a dead or stuck worker becomes a trap with its reason, never a
+// hang.
+
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
+import { NetworkError, type ErrorCode, trap } from "../core/errors.ts";
+import {
+  type Answer,
+  type Call,
+  Control,
+  DEAD,
+  EVENTS,
+  HEARTBEAT,
+  PAYLOAD_OFFSET,
+  REQUEST,
+  RESPONSE,
+  STARTING,
+  STATE,
+} from "./_protocol.ts";
+import { Ring } from "./_ring.ts";
+import type { WorkerSetup } from "./_worker.ts";
+
+/** How long the worker may take to start: module loading on a busy machine. */
+const START_MS = 60_000;
+/** How long a call may take: calls never wait for the network, so this is generous. */
+const CALL_MS = 60_000;
+/** A worker whose heartbeat stops this long is taken for dead. */
+const STALL_MS = 15_000;
+/** Longest single Atomics.wait, so that liveness is checked in between. */
+const SLICE_MS = 500;
+
+// Runs in the worker as CommonJS (eval), so that even a failure to load the
+// worker module reaches the main thread, through the control block.
+const BOOTSTRAP = `
+const { workerData } = require("node:worker_threads");
+const words = new Int32Array(workerData.control, 0, 16);
+function fail(e) {
+  const text = JSON.stringify({ t: "The sockets worker failed: " + (e && e.stack || e) });
+  const bytes = new TextEncoder().encode(text).subarray(0, 60000);
+  new Uint8Array(workerData.control, ${PAYLOAD_OFFSET}).set(bytes);
+  Atomics.store(words, 5, bytes.length);
+  Atomics.store(words, ${STATE}, ${DEAD});
+  for (const i of [${STATE}, ${RESPONSE}, ${EVENTS}]) Atomics.notify(words, i);
+}
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);
+(async () => {
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  const { serve } = await import(workerData.url);
+  await serve(workerData);
+})().catch(fail);
+`;
+
+/** Options of the worker, as the main thread passes them on. */
+export type ChannelOptions = Pick<WorkerSetup, "backend" | "receiveWindow" | "maxAcceptQueue"> & {
+  /** Whether the main thread has a permission hook, which the worker then defers to. */
+  permission: boolean;
+};
+
+function workerUrl(): { url: string; tsx?: string } {
+  const source = import.meta.url.endsWith(".ts");
+  const url = new URL(source ? "./_worker.ts" : "./_worker.js", import.meta.url).href;
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  // Node runs this package's TypeScript sources through tsx (the tests do);
+  // its worker needs the loader registered too.
+  if (source && g.Deno === undefined && g.Bun === undefined) {
+    return { url, tsx: (import.meta as unknown as { resolve(s: string): string }).resolve("tsx/esm/api") };
+  }
+  return { url };
+}
+
+/** A sockets worker and the shared memory to talk to it. */
+export class Channel {
+  readonly #options: ChannelOptions;
+  #control: Control | undefined;
+  #worker: Worker | undefined;
+  #port: MessagePort | undefined;
+  readonly #rings = new Map<number, Ring>();
+  #drops: number[] = [];
+  #dropsScheduled = false;
+  #beat = -1;
+  #beatAt = 0;
+  #broken: string | undefined;
+
+  constructor(options: ChannelOptions) {
+    this.#options = options;
+  }
+
+  #words(): Int32Array {
+    return this.#start().words;
+  }
+
+  #start(): Control {
+    if (this.#control) return this.#control;
+    if (this.#broken) throw trap(this.#broken);
+    const control = new Control();
+    const { port1, port2 } = new MessageChannel();
+    const { url, tsx } = workerUrl();
+    const setup = { control: control.buffer, port: port2, url, tsx, ...this.#options };
+    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: setup, transferList: [port2] });
+    // Neither keeps the process alive: a host that is done may exit.
+    worker.unref();
+    port1.unref();
+    this.#worker = worker;
+    this.#port = port1;
+    this.#control = control;
+    const words = control.words;
+    const until = performance.now() + START_MS;
+    while (Atomics.load(words, STATE) === STARTING) {
+      const left = until - performance.now();
+      if (left <= 0) this.#break(`The sockets worker did not start within ${START_MS / 1000} s`);
+      Atomics.wait(words, STATE, STARTING, Math.min(left, SLICE_MS));
+    }
+    this.#checkAlive();
+    this.#beat = Atomics.load(words, HEARTBEAT);
+    this.#beatAt = performance.now();
+    return control;
+  }
+
+  #break(message: string): never {
+    this.#broken = message;
+    this.#worker?.terminate();
+    throw trap(message);
+  }
+
+  #checkAlive(): void {
+    if (this.#broken) throw trap(this.#broken);
+    const control = this.#control!;
+    const words = control.words;
+    if (Atomics.load(words, STATE) === DEAD) {
+      let reason = "The sockets worker died";
+      try {
+        reason = control.read<{ t: string }>().t;
+      } catch {
+        // The reason is lost; the fact is not.
+      }
+      this.#break(reason);
+    }
+    const beat = Atomics.load(words, HEARTBEAT);
+    const now = performance.now();
+    if (beat !== this.#beat) {
+      this.#beat = beat;
+      this.#beatAt = now;
+    } else if (now - this.#beatAt > STALL_MS) {
+      this.#break(`The sockets worker stopped responding (no heartbeat for ${STALL_MS / 1000} s)`);
+    }
+  }
+
+  /**
+   * Makes a call and waits for its answer.
+   *
+   * @throws {NetworkError} The socket error the worker answered.
+   * @throws {TypeError} For arguments the worker's core refused as such.
+   * @throws {Error} A trap: the worker trapped, died or did not answer.
+   */
+  call(op: string, handle: number, args: unknown[] = [], permitted?: boolean): unknown {
+    const control = this.#start();
+    const words = control.words;
+    const call: Call = { op, h: handle, a: args };
+    if (permitted !== undefined) call.p = permitted;
+    if (this.#drops.length > 0) {
+      call.d = this.#drops;
+      this.#drops = [];
+    }
+    control.write(call);
+    const request = (Atomics.load(words, REQUEST) + 1) | 0;
+    Atomics.store(words, REQUEST, request);
+    Atomics.notify(words, REQUEST);
+    const until = performance.now() + CALL_MS;
+    for (;;) {
+      const seen = Atomics.load(words, RESPONSE);
+      if (seen === request) break;
+      if (Atomics.wait(words, RESPONSE, seen, SLICE_MS) === "timed-out") {
+        this.#checkAlive();
+        if (performance.now() > until) {
+          this.#break(`The sockets worker did not answer ${op} within ${CALL_MS / 1000} s`);
+        }
+      } else if (Atomics.load(words, STATE) === DEAD) this.#checkAlive();
+    }
+    const answer = control.read<Answer>();
+    if ("e" in answer) throw new NetworkError(answer.e as ErrorCode, answer.m);
+    if ("y" in answer) throw new TypeError(answer.y);
+    if ("t" in answer) throw trap(answer.t);
+    // JSON drops an undefined value, and with it the key.
+    return (answer as { v?: unknown }).v;
+  }
+
+  /**
+   * The ring the worker numbered `n`, which it sent before answering the
+   * call that named it.
+   */
+  ring(n: number): Ring {
+    const known = this.#rings.get(n);
+    if (known) return known;
+    const until = performance.now() + CALL_MS;
+    for (;;) {
+      const message = receiveMessageOnPort(this.#port!);
+      if (message) {
+        const { ring, buffer } = message.message as { ring: number; buffer: SharedArrayBuffer };
+        this.#rings.set(ring, new Ring(buffer));
+        if (ring === n) return this.#rings.get(n)!;
+        continue;
+      }
+      if (performance.now() > until) this.#break(`Ring ${n} never arrived from the sockets worker`);
+      // Posted messages are queued at once on every runtime here; this only
+      // guards against one that is not.
+      Atomics.wait(this.#words(), STATE, -1, 1);
+    }
+  }
+
+  /** The worker's event count, read before checking readiness. */
+  events(): number {
+    return Atomics.load(this.#words(), EVENTS);
+  }
+
+  /**
+   * Waits until the event count moves from `seen` or the time `untilMs`
+   * (performance.now()) comes. Sends pending drops first: the worker may be
+   * what the wait is for.
+   *
+   * @throws {Error} A trap when the worker dies or stops responding.
+   */
+  wait(seen: number, untilMs: number): void {
+    if (this.#drops.length > 0) this.call("noop", 0);
+    const words = this.#words();
+    for (;;) {
+      if (Atomics.load(words, EVENTS) !== seen) return;
+      const left = untilMs - performance.now();
+      if (left <= 0) return;
+      Atomics.wait(words, EVENTS, seen, Math.min(left, SLICE_MS));
+      this.#checkAlive();
+    }
+  }
+
+  /**
+   * Drops a handle: sent with the next call, or once the current task ends,
+   * whichever comes first.
+   */
+  drop(handle: number): void {
+    if (this.#broken || !this.#control) return;
+    this.#drops.push(handle);
+    if (!this.#dropsScheduled) {
+      this.#dropsScheduled = true;
+      queueMicrotask(() => {
+        this.#dropsScheduled = false;
+        if (this.#drops.length > 0 && !this.#broken) {
+          try {
+            this.call("noop", 0);
+          } catch {
+            // A dead worker has nothing left to drop.
+          }
+        }
+      });
+    }
+  }
+
+  /** Stops the worker; later calls trap. */
+  close(): void {
+    if (this.#broken) return;
+    this.#broken = "The sockets worker was closed";
+    this.#worker?.terminate();
+  }
+}

@@ -1,0 +1,193 @@
+// A single-producer, single-consumer byte ring in a SharedArrayBuffer: the way
+// a stream's bytes cross between the main thread and the sockets worker
+// without structured clone. The header also carries the stream's end, its
+// failure and, for output streams, flush and shutdown requests, so that
+// non-blocking reads, check-write and write never need a round trip.
+
+/** Header words (Int32). */
+const W = 0; // bytes put, wrapping
+const R = 1; // bytes taken, wrapping
+const FLAGS = 2;
+const FLUSH_REQUESTED = 3;
+const FLUSH_DONE = 4;
+/** Bumped by the main thread whenever it changes something the worker waits for. */
+const DOORBELL = 5;
+const ERROR_LENGTH = 6;
+const HEADER_WORDS = 16;
+const ERROR_OFFSET = HEADER_WORDS * 4;
+const ERROR_BYTES = 448;
+const DATA_OFFSET = ERROR_OFFSET + ERROR_BYTES;
+
+/** The peer's end of stream, or the stream is closed: no bytes after those buffered. */
+export const ENDED = 1;
+/** The last operation failed; the message is in the header. */
+export const FAILED = 2;
+/** The main thread dropped the stream. */
+export const DROPPED = 4;
+/** The main thread asked for shutdown(send) once the buffered bytes are out. */
+export const SHUTDOWN_SEND = 8;
+
+/** The data capacity of a ring: a power of two. */
+export const RING_CAPACITY = 256 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** One direction of one stream. */
+export class Ring {
+  /** The shared memory, sent once to the other thread. */
+  readonly buffer: SharedArrayBuffer;
+  readonly #h: Int32Array;
+  readonly #data: Uint8Array;
+  readonly #mask: number;
+  /** Bytes of data it holds at most. */
+  readonly capacity: number;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.buffer = buffer;
+    this.capacity = buffer.byteLength - DATA_OFFSET;
+    if (this.capacity <= 0 || (this.capacity & (this.capacity - 1)) !== 0) {
+      throw new RangeError(`A ring's capacity must be a power of two, got ${this.capacity}`);
+    }
+    this.#h = new Int32Array(buffer, 0, HEADER_WORDS);
+    this.#data = new Uint8Array(buffer, DATA_OFFSET);
+    this.#mask = this.capacity - 1;
+  }
+
+  /** Allocates a ring. */
+  static create(capacity: number = RING_CAPACITY): Ring {
+    return new Ring(new SharedArrayBuffer(DATA_OFFSET + capacity));
+  }
+
+  /** Makes a freed ring like new, for reuse by another stream. */
+  reset(): void {
+    this.#h.fill(0);
+  }
+
+  /** Bytes put and not yet taken. */
+  available(): number {
+    return (Atomics.load(this.#h, W) - Atomics.load(this.#h, R)) | 0;
+  }
+
+  /** Bytes that can be put now. */
+  space(): number {
+    return this.capacity - this.available();
+  }
+
+  /**
+   * Copies `n` bytes of `src` in (the caller checked {@link space}). The
+   * caller wakes the consumer: the main thread rings the doorbell, the worker
+   * bumps the event sequence.
+   */
+  put(src: Uint8Array, n: number = src.length): void {
+    const w = Atomics.load(this.#h, W);
+    const at = w & this.#mask;
+    const first = Math.min(n, this.capacity - at);
+    this.#data.set(first === src.length ? src : src.subarray(0, first), at);
+    if (n > first) this.#data.set(src.subarray(first, n), 0);
+    Atomics.store(this.#h, W, (w + n) | 0);
+  }
+
+  /** Writes `n` zero bytes (the caller checked {@link space}). */
+  putZeroes(n: number): void {
+    const w = Atomics.load(this.#h, W);
+    const at = w & this.#mask;
+    const first = Math.min(n, this.capacity - at);
+    this.#data.fill(0, at, at + first);
+    if (n > first) this.#data.fill(0, 0, n - first);
+    Atomics.store(this.#h, W, (w + n) | 0);
+  }
+
+  /** Copies `n` available bytes into `dst` at 0 and frees their room. */
+  take(dst: Uint8Array, n: number): void {
+    const r = Atomics.load(this.#h, R);
+    const at = r & this.#mask;
+    const first = Math.min(n, this.capacity - at);
+    dst.set(this.#data.subarray(at, at + first), 0);
+    if (n > first) dst.set(this.#data.subarray(0, n - first), first);
+    Atomics.store(this.#h, R, (r + n) | 0);
+    Atomics.notify(this.#h, R);
+  }
+
+  /** Frees the room of `n` available bytes without reading them. */
+  discard(n: number): void {
+    Atomics.store(this.#h, R, (Atomics.load(this.#h, R) + n) | 0);
+    Atomics.notify(this.#h, R);
+  }
+
+  /** The header flags. */
+  flags(): number {
+    return Atomics.load(this.#h, FLAGS);
+  }
+
+  /** Sets flags and wakes whoever waits on the ring. */
+  setFlags(bits: number): void {
+    Atomics.or(this.#h, FLAGS, bits);
+    this.ring();
+  }
+
+  /** Records a failure (its error code, "" for none, and message) and sets FAILED | ENDED. */
+  fail(code: string, message: string): void {
+    const bytes = encoder.encode(`${code}\n${message}`).subarray(0, ERROR_BYTES);
+    new Uint8Array(this.buffer, ERROR_OFFSET, ERROR_BYTES).set(bytes);
+    Atomics.store(this.#h, ERROR_LENGTH, bytes.length);
+    this.setFlags(FAILED | ENDED);
+  }
+
+  /** The failure recorded by {@link fail}. */
+  failure(): { code: string; message: string } {
+    const n = Atomics.load(this.#h, ERROR_LENGTH);
+    // TextDecoder refuses views of shared memory.
+    const text = decoder.decode(new Uint8Array(this.buffer, ERROR_OFFSET, n).slice());
+    const cut = text.indexOf("\n");
+    return { code: text.slice(0, cut), message: text.slice(cut + 1) };
+  }
+
+  /** Flushes asked for by the main thread. */
+  flushRequested(): number {
+    return Atomics.load(this.#h, FLUSH_REQUESTED);
+  }
+
+  /** Asks for a flush of everything put so far; returns its number. */
+  requestFlush(): number {
+    const n = (Atomics.add(this.#h, FLUSH_REQUESTED, 1) + 1) | 0;
+    this.ring();
+    return n;
+  }
+
+  /** Flushes the worker has completed. */
+  flushDone(): number {
+    return Atomics.load(this.#h, FLUSH_DONE);
+  }
+
+  /** Records that flush `n` completed. */
+  completeFlush(n: number): void {
+    Atomics.store(this.#h, FLUSH_DONE, n);
+  }
+
+  /** Wakes the other side's waits on this ring. */
+  ring(): void {
+    Atomics.add(this.#h, DOORBELL, 1);
+    Atomics.notify(this.#h, DOORBELL);
+  }
+
+  /** The doorbell's value, to wait on with {@link changed}. */
+  doorbell(): number {
+    return Atomics.load(this.#h, DOORBELL);
+  }
+
+  /**
+   * Resolves once R moved from `seen` ("taken": the main thread read) or the
+   * doorbell did ("doorbell"); undefined when it already has. The worker's
+   * wait, which must not block its event loop.
+   */
+  changed(word: "taken" | "doorbell", seen: number): Promise<unknown> | undefined {
+    const result = Atomics.waitAsync(this.#h, word === "taken" ? R : DOORBELL, seen);
+    return result.async ? result.value : undefined;
+  }
+
+  /** R, to pass to {@link changed}. */
+  taken(): number {
+    return Atomics.load(this.#h, R);
+  }
+}
