@@ -34,6 +34,7 @@
  * @module
  */
 
+import type { TcpBackend } from "./core/backend.ts";
 import {
   createWasiSockets,
   type ErrorNamespace,
@@ -61,8 +62,22 @@ export { IoError, NetworkError, StreamError } from "./core/errors.ts";
 export type { ErrorCode, StreamErrorPayload } from "./core/errors.ts";
 export type { IpAddressFamily, IpSocketAddress } from "./core/ip_socket_address.ts";
 
-export { runtimeBackend } from "./runtimes/_runtime_backend.ts";
-import { runtimeBackend } from "./runtimes/_runtime_backend.ts";
+/**
+ * The backend of the runtime this module runs in.
+ *
+ * @returns A Bun, Deno or node:net backend.
+ * @example
+ * ```ts
+ * import { createWasiSockets, runtimeBackend } from "@wasi-tcp/wasi-tcp";
+ * const wasi = createWasiSockets({ backend: await runtimeBackend(), permission: () => true });
+ * ```
+ */
+export async function runtimeBackend(): Promise<TcpBackend> {
+  const g = globalThis as { Bun?: unknown; Deno?: unknown };
+  if (g.Bun !== undefined) return (await import("./runtimes/bun.ts")).createBunBackend();
+  if (g.Deno !== undefined) return (await import("./runtimes/deno.ts")).createDenoBackend();
+  return (await import("./runtimes/node.ts")).createNodeBackend();
+}
 
 // jco copies every read result into guest memory at once, so the namespaces
 // jco imports lend read buffers (see WasiSocketsOptions.lendReadBuffers).

@@ -117,8 +117,9 @@ function compilerOptions(outDir: string): ts.CompilerOptions {
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
     rewriteRelativeImportExtensions: true,
-    // esnext.disposable: the resources implement Symbol.dispose (Node 20 has it).
-    lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts"],
+    // esnext.disposable: the resources implement Symbol.dispose (Node 20 has it);
+    // es2024.sharedmemory: Atomics.waitAsync, which the sync worker waits with.
+    lib: ["lib.es2022.d.ts", "lib.es2024.sharedmemory.d.ts", "lib.esnext.disposable.d.ts"],
     types: ["node"],
     strict: true,
     declaration: true,

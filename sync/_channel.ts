@@ -59,9 +59,9 @@ export type ChannelOptions = Pick<WorkerSetup, "backend" | "receiveWindow" | "ma
   permission: boolean;
 };
 
-function workerUrl(): { url: string; tsx?: string } {
+function workerUrl(override?: string): { url: string; tsx?: string } {
   const source = import.meta.url.endsWith(".ts");
-  const url = new URL(source ? "./_worker.ts" : "./_worker.js", import.meta.url).href;
+  const url = override ?? new URL(source ? "./_worker.ts" : "./_worker.js", import.meta.url).href;
   const g = globalThis as { Deno?: unknown; Bun?: unknown };
   // Node runs this package's TypeScript sources through tsx (the tests do);
   // its worker needs the loader registered too.
@@ -71,9 +71,22 @@ function workerUrl(): { url: string; tsx?: string } {
   return { url };
 }
 
+/** What tests may change: the worker module and the time limits. */
+export interface ChannelLimits {
+  /** The worker module's URL (it must export `serve`). */
+  url?: string;
+  /** How long the worker may take to start, in ms. */
+  startMs?: number;
+  /** How long a call may take, in ms. */
+  callMs?: number;
+  /** How long the heartbeat may stop, in ms. */
+  stallMs?: number;
+}
+
 /** A sockets worker and the shared memory to talk to it. */
 export class Channel {
   readonly #options: ChannelOptions;
+  readonly #limits: Required<Omit<ChannelLimits, "url">> & { url?: string };
   #control: Control | undefined;
   #worker: Worker | undefined;
   #port: MessagePort | undefined;
@@ -84,8 +97,9 @@ export class Channel {
   #beatAt = 0;
   #broken: string | undefined;
 
-  constructor(options: ChannelOptions) {
+  constructor(options: ChannelOptions, limits: ChannelLimits = {}) {
     this.#options = options;
+    this.#limits = { startMs: START_MS, callMs: CALL_MS, stallMs: STALL_MS, ...limits };
   }
 
   #words(): Int32Array {
@@ -97,7 +111,7 @@ export class Channel {
     if (this.#broken) throw trap(this.#broken);
     const control = new Control();
     const { port1, port2 } = new MessageChannel();
-    const { url, tsx } = workerUrl();
+    const { url, tsx } = workerUrl(this.#limits.url);
     const setup = { control: control.buffer, port: port2, url, tsx, ...this.#options };
     const worker = new Worker(BOOTSTRAP, { eval: true, workerData: setup, transferList: [port2] });
     // Neither keeps the process alive: a host that is done may exit.
@@ -107,10 +121,11 @@ export class Channel {
     this.#port = port1;
     this.#control = control;
     const words = control.words;
-    const until = performance.now() + START_MS;
+    const startMs = this.#limits.startMs;
+    const until = performance.now() + startMs;
     while (Atomics.load(words, STATE) === STARTING) {
       const left = until - performance.now();
-      if (left <= 0) this.#break(`The sockets worker did not start within ${START_MS / 1000} s`);
+      if (left <= 0) this.#break(`The sockets worker did not start within ${startMs / 1000} s`);
       Atomics.wait(words, STATE, STARTING, Math.min(left, SLICE_MS));
     }
     this.#checkAlive();
@@ -143,8 +158,8 @@ export class Channel {
     if (beat !== this.#beat) {
       this.#beat = beat;
       this.#beatAt = now;
-    } else if (now - this.#beatAt > STALL_MS) {
-      this.#break(`The sockets worker stopped responding (no heartbeat for ${STALL_MS / 1000} s)`);
+    } else if (now - this.#beatAt > this.#limits.stallMs) {
+      this.#break(`The sockets worker stopped responding (no heartbeat for ${this.#limits.stallMs / 1000} s)`);
     }
   }
 
@@ -168,14 +183,15 @@ export class Channel {
     const request = (Atomics.load(words, REQUEST) + 1) | 0;
     Atomics.store(words, REQUEST, request);
     Atomics.notify(words, REQUEST);
-    const until = performance.now() + CALL_MS;
+    const callMs = this.#limits.callMs;
+    const until = performance.now() + callMs;
     for (;;) {
       const seen = Atomics.load(words, RESPONSE);
       if (seen === request) break;
       if (Atomics.wait(words, RESPONSE, seen, SLICE_MS) === "timed-out") {
         this.#checkAlive();
         if (performance.now() > until) {
-          this.#break(`The sockets worker did not answer ${op} within ${CALL_MS / 1000} s`);
+          this.#break(`The sockets worker did not answer ${op} within ${callMs / 1000} s`);
         }
       } else if (Atomics.load(words, STATE) === DEAD) this.#checkAlive();
     }
@@ -194,7 +210,7 @@ export class Channel {
   ring(n: number): Ring {
     const known = this.#rings.get(n);
     if (known) return known;
-    const until = performance.now() + CALL_MS;
+    const until = performance.now() + this.#limits.callMs;
     for (;;) {
       const message = receiveMessageOnPort(this.#port!);
       if (message) {

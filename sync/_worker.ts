@@ -90,7 +90,7 @@ type Entry =
 
 async function chooseBackend(which: WorkerSetup["backend"]): Promise<TcpBackend> {
   if (which === "node") return (await import("../runtimes/node.ts")).createNodeBackend();
-  return (await import("../runtimes/_runtime_backend.ts")).runtimeBackend();
+  return (await import("../mod.ts")).runtimeBackend();
 }
 
 function failureOf(e: unknown): { code: string; message: string } {
@@ -437,11 +437,15 @@ export async function serve(setup: WorkerSetup): Promise<void> {
   Atomics.store(words, STATE, READY);
   Atomics.notify(words, STATE);
 
-  let seen = Atomics.load(words, REQUEST);
+  // The main thread may call as soon as READY is set: start from the initial 0.
+  let seen = 0;
   for (;;) {
     const wait = Atomics.waitAsync(words, REQUEST, seen);
     if (wait.async) await wait.value;
-    seen = Atomics.load(words, REQUEST);
+    // Bun's waitAsync sometimes resolves with nothing new.
+    const request = Atomics.load(words, REQUEST);
+    if (request === seen) continue;
+    seen = request;
     let reply: Answer;
     try {
       const call = control.read<Call>();

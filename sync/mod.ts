@@ -117,7 +117,11 @@ export class InputStream {
     };
   }
 
-  /** @returns Whether a read would not come back empty. */
+  /**
+   * Whether a read would not come back empty.
+   *
+   * @returns Whether a read would not come back empty.
+   */
   #ready(): boolean {
     return this.#closed || this.#ring.available() > 0 || (this.#ring.flags() & ENDED) !== 0;
   }
@@ -790,12 +794,20 @@ export class TcpSocket {
     return this.#call("remoteAddress") as IpSocketAddress;
   }
 
-  /** @returns Whether the socket is listening. */
+  /**
+   * Whether the socket is listening.
+   *
+   * @returns Whether the socket is listening.
+   */
   isListening(): boolean {
     return this.#call("isListening") as boolean;
   }
 
-  /** @returns The socket's address family. */
+  /**
+   * The socket's address family.
+   *
+   * @returns The socket's address family.
+   */
   addressFamily(): IpAddressFamily {
     return this.#call("addressFamily") as IpAddressFamily;
   }
@@ -810,7 +822,11 @@ export class TcpSocket {
     this.#call("setListenBacklogSize", value);
   }
 
-  /** @returns Whether keep-alive is on. */
+  /**
+   * Whether keep-alive is on.
+   *
+   * @returns Whether keep-alive is on.
+   */
   keepAliveEnabled(): boolean {
     return this.#call("keepAliveEnabled") as boolean;
   }
@@ -824,7 +840,11 @@ export class TcpSocket {
     this.#call("setKeepAliveEnabled", value);
   }
 
-  /** @returns The keep-alive idle time in nanoseconds. */
+  /**
+   * The keep-alive idle time in nanoseconds.
+   *
+   * @returns The keep-alive idle time in nanoseconds.
+   */
   keepAliveIdleTime(): bigint {
     return this.#call("keepAliveIdleTime") as bigint;
   }
@@ -839,7 +859,11 @@ export class TcpSocket {
     this.#call("setKeepAliveIdleTime", value);
   }
 
-  /** @returns The keep-alive interval in nanoseconds. */
+  /**
+   * The keep-alive interval in nanoseconds.
+   *
+   * @returns The keep-alive interval in nanoseconds.
+   */
   keepAliveInterval(): bigint {
     return this.#call("keepAliveInterval") as bigint;
   }
@@ -854,7 +878,11 @@ export class TcpSocket {
     this.#call("setKeepAliveInterval", value);
   }
 
-  /** @returns The keep-alive probe count. */
+  /**
+   * The keep-alive probe count.
+   *
+   * @returns The keep-alive probe count.
+   */
   keepAliveCount(): number {
     return this.#call("keepAliveCount") as number;
   }
@@ -869,7 +897,11 @@ export class TcpSocket {
     this.#call("setKeepAliveCount", value);
   }
 
-  /** @returns The hop limit (TTL). */
+  /**
+   * The hop limit (TTL).
+   *
+   * @returns The hop limit (TTL).
+   */
   hopLimit(): number {
     return this.#call("hopLimit") as number;
   }
@@ -884,7 +916,11 @@ export class TcpSocket {
     this.#call("setHopLimit", value);
   }
 
-  /** @returns The receive buffer size in bytes. */
+  /**
+   * The receive buffer size in bytes.
+   *
+   * @returns The receive buffer size in bytes.
+   */
   receiveBufferSize(): bigint {
     return this.#call("receiveBufferSize") as bigint;
   }
@@ -899,7 +935,11 @@ export class TcpSocket {
     this.#call("setReceiveBufferSize", value);
   }
 
-  /** @returns The send buffer size in bytes. */
+  /**
+   * The send buffer size in bytes.
+   *
+   * @returns The send buffer size in bytes.
+   */
   sendBufferSize(): bigint {
     return this.#call("sendBufferSize") as bigint;
   }
@@ -1202,6 +1242,13 @@ export const monotonicClock: SyncMonotonicClockNamespace = wasi.monotonicClock;
 export const wallClock: SyncWallClockNamespace = wasi.wallClock;
 
 export { IoError, NetworkError, StreamError } from "../core/errors.ts";
-export type { IpAddressFamily, IpSocketAddress } from "../core/ip_socket_address.ts";
-export type { NetworkUse } from "../core/tcp_socket.ts";
+export type { ErrorCode, StreamErrorPayload } from "../core/errors.ts";
+export type {
+  IpAddressFamily,
+  IpSocketAddress,
+  Ipv4SocketAddress,
+  Ipv6SocketAddress,
+} from "../core/ip_socket_address.ts";
+export type { NetworkUse, ShutdownType } from "../core/tcp_socket.ts";
+export type { Datetime } from "../core/wall_clock.ts";
 export { Network };

@@ -1,0 +1,465 @@
+// The synchronous mode (sync/mod.ts) on loopback, in each runtime: both ends
+// of every connection are driven from this thread, which blocks only in the
+// WIT's blocking calls while the sockets worker does the I/O.
+
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createSyncWasiSockets,
+  type InputStream,
+  type IpSocketAddress,
+  type OutputStream,
+  type Pollable,
+  type SyncWasiSockets,
+  type TcpSocket,
+} from "../sync/mod.ts";
+import { Channel } from "../sync/_channel.ts";
+import { LOCALHOST4, LOCALHOST6, pattern, withPort } from "./_wasi_helpers.ts";
+
+/** The error code, or stream error tag, that `fn` throws; undefined when it does not throw. */
+function errorCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    const payload = (e as { payload?: string | { tag: string } }).payload;
+    return typeof payload === "object" ? payload.tag : payload;
+  }
+  return undefined;
+}
+
+const DEADLINE_NS = 10_000_000_000n;
+const hasV6 = (() => {
+  const wasi = createSyncWasiSockets();
+  const s = wasi.tcpCreateSocket.createTcpSocket("ipv6");
+  try {
+    s.startBind(wasi.instanceNetwork.instanceNetwork(), LOCALHOST6);
+    s.finishBind();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    s[Symbol.dispose]();
+    wasi.close();
+  }
+})();
+
+/** Blocks until `pollable` is ready, or throws after the deadline. */
+function await_(wasi: SyncWasiSockets, pollable: Pollable, what: string): void {
+  const deadline = wasi.monotonicClock.subscribeDuration(DEADLINE_NS);
+  const ready = wasi.poll.poll([pollable, deadline]);
+  if (ready[0] !== 0) throw new Error(`Timed out: ${what}`);
+}
+
+/** Runs a finish-call, polling the socket while it would block. */
+function finish<T>(wasi: SyncWasiSockets, socket: TcpSocket, call: () => T, what: string): T {
+  const pollable = socket.subscribe();
+  try {
+    for (;;) {
+      try {
+        return call();
+      } catch (e) {
+        if ((e as { payload?: unknown }).payload !== "would-block") throw e;
+      }
+      await_(wasi, pollable, what);
+    }
+  } finally {
+    pollable[Symbol.dispose]();
+  }
+}
+
+interface Pair {
+  listener: TcpSocket;
+  client: TcpSocket;
+  server: TcpSocket;
+  clientIn: InputStream;
+  clientOut: OutputStream;
+  serverIn: InputStream;
+  serverOut: OutputStream;
+  close(): void;
+}
+
+function listen(wasi: SyncWasiSockets, addr: IpSocketAddress): TcpSocket {
+  const net = wasi.instanceNetwork.instanceNetwork();
+  const listener = wasi.tcpCreateSocket.createTcpSocket(addr.tag);
+  listener.startBind(net, addr);
+  listener.finishBind();
+  listener.startListen();
+  listener.finishListen();
+  return listener;
+}
+
+function pair(wasi: SyncWasiSockets, addr: IpSocketAddress = LOCALHOST4): Pair {
+  const net = wasi.instanceNetwork.instanceNetwork();
+  const listener = listen(wasi, addr);
+  const client = wasi.tcpCreateSocket.createTcpSocket(addr.tag);
+  client.startConnect(net, listener.localAddress());
+  const [clientIn, clientOut] = finish(wasi, client, () => client.finishConnect(), "connect");
+  const [server, serverIn, serverOut] = finish(wasi, listener, () => listener.accept(), "accept");
+  return {
+    listener,
+    client,
+    server,
+    clientIn,
+    clientOut,
+    serverIn,
+    serverOut,
+    close() {
+      for (const r of [clientIn, clientOut, serverIn, serverOut, client, server, listener]) r[Symbol.dispose]();
+    },
+  };
+}
+
+/** Writes everything as check-write allows, blocking on the stream's pollable. */
+function writeAll(wasi: SyncWasiSockets, output: OutputStream, bytes: Uint8Array): void {
+  const room = output.subscribe();
+  for (let at = 0; at < bytes.length;) {
+    const n = Number(output.checkWrite());
+    if (n === 0) {
+      await_(wasi, room, "room to write");
+      continue;
+    }
+    const k = Math.min(n, bytes.length - at);
+    output.write(bytes.slice(at, at + k));
+    at += k;
+  }
+}
+
+/** Reads until end of stream (or `limit` bytes), blocking with a deadline. */
+function readAll(wasi: SyncWasiSockets, input: InputStream, limit = Infinity): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const ready = input.subscribe();
+  while (total < limit) {
+    let bytes: Uint8Array;
+    try {
+      bytes = input.read(BigInt(Math.min(limit - total, 1 << 20)));
+    } catch (e) {
+      if ((e as { payload?: { tag?: string } }).payload?.tag === "closed") break;
+      throw e;
+    }
+    if (bytes.length === 0) {
+      await_(wasi, ready, "data");
+      continue;
+    }
+    parts.push(bytes.slice());
+    total += bytes.length;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+describe("createSyncWasiSockets()", () => {
+  const wasi = createSyncWasiSockets();
+  after(() => wasi.close());
+
+  for (const [family, addr] of [["127.0.0.1", LOCALHOST4], ["::1", LOCALHOST6]] as const) {
+    it(`a connection over ${family} carries 4 MiB each way intact, then a half-close`, {
+      skip: addr === LOCALHOST6 && !hasV6 ? "no IPv6 loopback on this machine" : false,
+    }, () => {
+      const p = pair(wasi, addr);
+      try {
+        const up = pattern(4 << 20, 3);
+        const down = pattern(4 << 20, 4);
+        // Both directions at once, from one loop, as a guest would.
+        const upIn: Uint8Array[] = [];
+        const downIn: Uint8Array[] = [];
+        let sentUp = 0, sentDown = 0, gotUp = 0, gotDown = 0;
+        const deadline = wasi.monotonicClock.subscribeDuration(DEADLINE_NS);
+        const waits = [p.serverIn.subscribe(), p.clientIn.subscribe(), p.clientOut.subscribe(), p.serverOut.subscribe()];
+        while (gotUp < up.length || gotDown < down.length) {
+          const nUp = Math.min(Number(p.clientOut.checkWrite()), up.length - sentUp);
+          if (nUp > 0) p.clientOut.write(up.slice(sentUp, sentUp += nUp));
+          const nDown = Math.min(Number(p.serverOut.checkWrite()), down.length - sentDown);
+          if (nDown > 0) p.serverOut.write(down.slice(sentDown, sentDown += nDown));
+          const a = p.serverIn.read(1n << 20n);
+          if (a.length > 0) upIn.push(a.slice()), gotUp += a.length;
+          const b = p.clientIn.read(1n << 20n);
+          if (b.length > 0) downIn.push(b.slice()), gotDown += b.length;
+          if (nUp + nDown + a.length + b.length === 0) {
+            const ready = wasi.poll.poll([...waits, deadline]);
+            assert.ok(!ready.includes(4), `stalled at ${gotUp}/${gotDown} bytes`);
+          }
+        }
+        assert.deepEqual(Buffer.concat(upIn), Buffer.from(up));
+        assert.deepEqual(Buffer.concat(downIn), Buffer.from(down));
+
+        p.client.shutdown("send");
+        assert.equal(readAll(wasi, p.serverIn).length, 0, "the server reads end of stream");
+        assert.equal(errorCode(() => p.clientOut.checkWrite()), "closed");
+        writeAll(wasi, p.serverOut, pattern(1000, 5));
+        p.server.shutdown("send");
+        assert.deepEqual(readAll(wasi, p.clientIn), pattern(1000, 5), "the other direction still works");
+      } finally {
+        p.close();
+      }
+    });
+  }
+
+  it("TcpSocket.shutdown(send) right after a large buffered write loses no byte", () => {
+    const p = pair(wasi);
+    try {
+      const data = pattern(3 << 20, 7);
+      let at = 0;
+      // Fill the ring without waiting, then shut down at once.
+      const room = p.clientOut.subscribe();
+      while (at < data.length) {
+        const n = Number(p.clientOut.checkWrite());
+        if (n === 0) {
+          // Only reading makes room; read on the server side meanwhile.
+          await_(wasi, room, "room");
+          continue;
+        }
+        p.clientOut.write(data.slice(at, at += Math.min(n, data.length - at)));
+        if (at >= 1 << 20) break;
+      }
+      p.client.shutdown("send");
+      const got = readAll(wasi, p.serverIn);
+      assert.equal(got.length, at);
+      assert.deepEqual(got, data.subarray(0, at));
+    } finally {
+      p.close();
+    }
+  });
+
+  it("InputStream.read() returns an empty list while nothing has arrived, and closed after shutdown(receive)", () => {
+    const p = pair(wasi);
+    try {
+      assert.equal(p.serverIn.read(100n).length, 0);
+      p.clientOut.blockingWriteAndFlush(new Uint8Array([1, 2, 3]));
+      assert.deepEqual([...p.serverIn.blockingRead(100n)], [1, 2, 3]);
+      p.server.shutdown("receive");
+      assert.equal(errorCode(() => p.serverIn.read(1n)), "closed");
+    } finally {
+      p.close();
+    }
+  });
+
+  it("OutputStream.write() past check-write traps without a payload, and the stream stays usable", () => {
+    const p = pair(wasi);
+    try {
+      const budget = Number(p.clientOut.checkWrite());
+      assert.ok(budget > 0);
+      let caught: unknown;
+      try {
+        p.clientOut.write(new Uint8Array(budget + 1));
+      } catch (e) {
+        caught = e;
+      }
+      assert.ok(caught instanceof Error && !("payload" in caught), `expected a trap, got ${caught}`);
+      p.clientOut.blockingWriteAndFlush(new Uint8Array([9]));
+      assert.deepEqual([...p.serverIn.blockingRead(10n)], [9]);
+      assert.throws(() => p.clientOut.blockingWriteAndFlush(new Uint8Array(4097)), (e: Error) => !("payload" in e));
+    } finally {
+      p.close();
+    }
+  });
+
+  it("OutputStream.checkWrite() answers 0 while a flush is in progress or the flush has already completed", () => {
+    const p = pair(wasi);
+    try {
+      p.clientOut.write(new Uint8Array(1000));
+      p.clientOut.flush();
+      const during = p.clientOut.checkWrite();
+      p.clientOut.blockingFlush();
+      const afterFlush = p.clientOut.checkWrite();
+      assert.ok(afterFlush > 0n, "room again after the flush");
+      assert.ok(during === 0n || during === afterFlush, `check-write gave ${during} during the flush`);
+    } finally {
+      p.close();
+    }
+  });
+
+  it("TcpSocket.finishConnect() gives connection-refused for a port bound but not listening", () => {
+    const net = wasi.instanceNetwork.instanceNetwork();
+    const bound = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    const client = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      bound.startBind(net, LOCALHOST4);
+      bound.finishBind();
+      client.startConnect(net, bound.localAddress());
+      assert.equal(errorCode(() => finish(wasi, client, () => client.finishConnect(), "connect")), "connection-refused");
+    } finally {
+      client[Symbol.dispose]();
+      bound[Symbol.dispose]();
+    }
+  });
+
+  it("TcpSocket methods give the spec's error codes across the worker: not-in-progress, invalid-state, invalid-argument", () => {
+    const net = wasi.instanceNetwork.instanceNetwork();
+    const s = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      assert.equal(errorCode(() => s.finishBind()), "not-in-progress");
+      assert.equal(errorCode(() => s.startListen()), "invalid-state");
+      assert.equal(errorCode(() => s.startConnect(net, withPort(LOCALHOST4, 0))), "invalid-argument");
+      assert.equal(errorCode(() => s.setHopLimit(0)), "invalid-argument");
+      s.setKeepAliveIdleTime(5_000_000_000n);
+      assert.equal(s.keepAliveIdleTime(), 5_000_000_000n);
+      assert.equal(s.addressFamily(), "ipv4");
+      assert.throws(() => s.startBind({} as never, LOCALHOST4), TypeError);
+      // Still usable after the failures.
+      s.startBind(net, LOCALHOST4);
+      s.finishBind();
+      assert.equal(s.localAddress().tag, "ipv4");
+    } finally {
+      s[Symbol.dispose]();
+    }
+  });
+
+  it("TcpSocket.accept() returns sockets that inherit the listener's options", () => {
+    const net = wasi.instanceNetwork.instanceNetwork();
+    const listener = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    listener.setKeepAliveEnabled(true);
+    listener.setHopLimit(42);
+    listener.startBind(net, LOCALHOST4);
+    listener.finishBind();
+    listener.startListen();
+    listener.finishListen();
+    const client = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      client.startConnect(net, listener.localAddress());
+      finish(wasi, client, () => client.finishConnect(), "connect");
+      const [server] = finish(wasi, listener, () => listener.accept(), "accept");
+      assert.equal(server.keepAliveEnabled(), true);
+      assert.equal(server.hopLimit(), 42);
+      server[Symbol.dispose]();
+    } finally {
+      client[Symbol.dispose]();
+      listener[Symbol.dispose]();
+    }
+  });
+
+  it("poll() returns the clock's index at its deadline while a socket stays silent, and traps on an empty list", () => {
+    const p = pair(wasi);
+    try {
+      const started = performance.now();
+      const ready = wasi.poll.poll([p.serverIn.subscribe(), wasi.monotonicClock.subscribeDuration(50_000_000n)]);
+      const ms = performance.now() - started;
+      assert.deepEqual([...ready], [1]);
+      assert.ok(ms >= 49, `poll returned after ${ms} ms`);
+      assert.throws(() => wasi.poll.poll([]), (e: Error) => !("payload" in e));
+    } finally {
+      p.close();
+    }
+  });
+
+  it("poll() with subscribe-duration(0) in a busy loop lets the worker's I/O progress", () => {
+    const p = pair(wasi);
+    try {
+      p.clientOut.write(new Uint8Array(100).fill(1));
+      p.clientOut.flush();
+      let got = 0;
+      const until = performance.now() + 10_000;
+      while (got < 100 && performance.now() < until) {
+        const ready = wasi.poll.poll([wasi.monotonicClock.subscribeDuration(0n)]);
+        assert.deepEqual([...ready], [0]);
+        got += p.serverIn.read(1000n).length;
+      }
+      assert.equal(got, 100);
+    } finally {
+      p.close();
+    }
+  });
+
+  it("dropping a connected socket ends the peer's input stream", () => {
+    const p = pair(wasi);
+    try {
+      p.clientIn[Symbol.dispose]();
+      p.clientOut[Symbol.dispose]();
+      p.client[Symbol.dispose]();
+      assert.equal(readAll(wasi, p.serverIn).length, 0);
+    } finally {
+      p.close();
+    }
+  });
+});
+
+describe("createSyncWasiSockets({ permission })", () => {
+  it("TcpSocket.startBind() and startConnect() give access-denied when the hook refuses, before any OS call", () => {
+    const wasi = createSyncWasiSockets({ permission: (addr, use) => use !== "connect" && addr.tag === "ipv4" });
+    const net = wasi.instanceNetwork.instanceNetwork();
+    const a = wasi.tcpCreateSocket.createTcpSocket("ipv6");
+    const b = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      assert.equal(errorCode(() => a.startBind(net, LOCALHOST6)), "access-denied");
+      assert.equal(errorCode(() => b.startConnect(net, withPort(LOCALHOST4, 9))), "access-denied");
+      // The state check still comes first, as in the core.
+      b.startBind(net, LOCALHOST4);
+      b.finishBind();
+      assert.equal(errorCode(() => b.startBind(net, LOCALHOST4)), "invalid-state");
+    } finally {
+      a[Symbol.dispose]();
+      b[Symbol.dispose]();
+      wasi.close();
+    }
+  });
+
+  it("TcpSocket.accept() skips connections the hook refuses", () => {
+    let refuse = true;
+    const wasi = createSyncWasiSockets({ permission: (_addr, use) => use !== "accept" || !refuse });
+    const net = wasi.instanceNetwork.instanceNetwork();
+    const listener = listen(wasi, LOCALHOST4);
+    const c1 = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      c1.startConnect(net, listener.localAddress());
+      const [in1] = finish(wasi, c1, () => c1.finishConnect(), "connect");
+      const ready = listener.subscribe();
+      await_(wasi, ready, "a pending connection");
+      assert.equal(errorCode(() => listener.accept()), "would-block");
+      assert.equal(readAll(wasi, in1).length, 0, "the refused client sees its connection end");
+      refuse = false;
+    } finally {
+      c1[Symbol.dispose]();
+      listener[Symbol.dispose]();
+      wasi.close();
+    }
+  });
+
+  it("an asynchronous hook gives a TypeError", () => {
+    const wasi = createSyncWasiSockets({ permission: (() => Promise.resolve(true)) as never });
+    const s = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      assert.throws(() => s.startBind(wasi.instanceNetwork.instanceNetwork(), LOCALHOST4), TypeError);
+    } finally {
+      s[Symbol.dispose]();
+      wasi.close();
+    }
+  });
+});
+
+describe("Channel (the sockets worker's liveness)", () => {
+  const fixture = (name: string): string => new URL(`./fixtures/${name}`, import.meta.url).href;
+  const options = { permission: false };
+
+  it("call() traps with the reason when the worker module fails to load", () => {
+    const channel = new Channel(options, { url: fixture("worker_throws.ts"), startMs: 20_000 });
+    try {
+      assert.throws(() => channel.call("noop", 0), (e: Error) => !("payload" in e) && /fixture worker refuses/.test(e.message));
+      assert.throws(() => channel.call("noop", 0), (e: Error) => /fixture worker refuses/.test(e.message), "and keeps failing");
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("call() traps when the worker stops responding instead of hanging", () => {
+    const channel = new Channel(options, { url: fixture("worker_stalls.ts"), startMs: 20_000, stallMs: 1_000 });
+    try {
+      const started = performance.now();
+      assert.throws(() => channel.call("noop", 0), (e: Error) => !("payload" in e) && /stopped responding/.test(e.message));
+      assert.ok(performance.now() - started < 10_000);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("close() makes later calls trap", () => {
+    const wasi = createSyncWasiSockets();
+    wasi.tcpCreateSocket.createTcpSocket("ipv4")[Symbol.dispose]();
+    wasi.close();
+    assert.throws(() => wasi.tcpCreateSocket.createTcpSocket("ipv4"), (e: Error) => /closed/.test(e.message));
+  });
+});
