@@ -28,7 +28,7 @@ export const DROPPED = 4;
 export const SHUTDOWN_SEND = 8;
 
 /** The data capacity of a ring: a power of two. */
-export const RING_CAPACITY = 256 * 1024;
+export const RING_CAPACITY = 512 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
