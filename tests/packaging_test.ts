@@ -104,6 +104,58 @@ try {
 }
 `;
 
+// The synchronous mode, imported by name: its worker module must be in the
+// package and load from it.
+const SYNC_SMOKE = `
+import { instanceNetwork, poll, tcpCreateSocket } from "wasi-tcp/sync";
+
+const HOST = [127, 0, 0, 1];
+
+function finish(socket, call) {
+  const pollable = socket.subscribe();
+  try {
+    for (;;) {
+      try {
+        return call();
+      } catch (e) {
+        if (e?.payload !== "would-block") throw e;
+      }
+      poll.poll([pollable]);
+    }
+  } finally {
+    pollable[Symbol.dispose]();
+  }
+}
+
+function readText(input, n) {
+  let text = "";
+  while (text.length < n) text += new TextDecoder().decode(input.blockingRead(BigInt(n - text.length)));
+  return text;
+}
+
+const network = instanceNetwork.instanceNetwork();
+const listener = tcpCreateSocket.createTcpSocket("ipv4");
+const client = tcpCreateSocket.createTcpSocket("ipv4");
+const resources = [client, listener];
+try {
+  listener.startBind(network, { tag: "ipv4", val: { port: 0, address: HOST } });
+  listener.finishBind();
+  listener.startListen();
+  listener.finishListen();
+  client.startConnect(network, listener.localAddress());
+  const [input, output] = finish(client, () => client.finishConnect());
+  resources.unshift(input, output);
+  const [server, serverIn, serverOut] = finish(listener, () => listener.accept());
+  resources.unshift(serverIn, serverOut, server);
+  const message = "echo through wasi-tcp/sync";
+  output.blockingWriteAndFlush(new TextEncoder().encode(message));
+  serverOut.blockingWriteAndFlush(new TextEncoder().encode(readText(serverIn, message.length)));
+  console.log(JSON.stringify({ backend: "sync", echoed: readText(input, message.length) }));
+} finally {
+  for (const r of resources) r[Symbol.dispose]();
+}
+`;
+
 // Uses every entry point with its declared types; the @ts-expect-error lines
 // fail the check if the declarations degrade to any.
 const CONSUMER = `
@@ -179,6 +231,7 @@ describe("npm package wasi-tcp", () => {
     // A local tarball with no dependencies needs no registry.
     await run("npm", ["install", "--offline", "--no-audit", "--no-fund", tarball], project, STEP_MS);
     await writeFile(join(project, "smoke.mjs"), SMOKE);
+    await writeFile(join(project, "sync_smoke.mjs"), SYNC_SMOKE);
     await writeFile(join(project, "consumer.ts"), CONSUMER);
     await writeFile(join(project, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
   }, { timeout: 3 * STEP_MS });
@@ -236,6 +289,14 @@ describe("npm package wasi-tcp", () => {
       backend: "deno",
       echoed: "echo through wasi-tcp",
     });
+  });
+
+  it('import "wasi-tcp/sync" starts its worker from the package and echoes under Node, Bun and Deno', { skip }, async () => {
+    const expected = { backend: "sync", echoed: "echo through wasi-tcp/sync" };
+    assert.deepEqual(await smoke(process.execPath, ["sync_smoke.mjs"]), expected, "node");
+    assert.deepEqual(await smoke(join(BIN, "bun"), ["sync_smoke.mjs"]), expected, "bun");
+    const deno = ["run", "-A", "--node-modules-dir=manual", "--no-lock", "sync_smoke.mjs"];
+    assert.deepEqual(await smoke(join(BIN, "deno"), deno), expected, "deno");
   });
 
   it("the emitted .d.ts type-check a consumer with tsc (moduleResolution nodenext)", { skip }, async () => {
