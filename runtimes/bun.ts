@@ -145,8 +145,9 @@ interface ListenContext {
  * shared handler objects below, which find this object in `socket.data`.
  */
 class BunConnection implements BackendConnection {
-  localAddress: HostAddress;
-  remoteAddress: HostAddress;
+  #local: HostAddress | undefined;
+  #remote: HostAddress | undefined;
+  #remotePort = 0;
   #family: IpFamily;
   #socket: BunSocket | undefined;
   #sink: ConnectionSink | undefined;
@@ -171,16 +172,32 @@ class BunConnection implements BackendConnection {
 
   constructor(family: IpFamily) {
     this.#family = family;
-    this.localAddress = { family, address: family === "ipv6" ? "::" : "0.0.0.0", port: 0 };
-    this.remoteAddress = this.localAddress;
   }
 
-  /** Binds to the socket Bun opened; reads the addresses once. */
+  /** Binds to the socket Bun opened. */
   attach(socket: BunSocket): void {
     this.#socket = socket;
+    // Bun forgets the remote port once the socket closes; the rest it keeps.
+    this.#remotePort = socket.remotePort;
+  }
+
+  // Built on first use and kept: most connections never ask (the core asks
+  // for the accept hook and for local-address/remote-address only).
+  get localAddress(): HostAddress {
+    return this.#local ??= this.#address(false);
+  }
+
+  get remoteAddress(): HostAddress {
+    return this.#remote ??= this.#address(true);
+  }
+
+  #address(remote: boolean): HostAddress {
     const f = this.#family;
-    this.localAddress = hostAddress(f, socket.localAddress, socket.localPort);
-    this.remoteAddress = hostAddress(f, socket.remoteAddress, socket.remotePort);
+    const socket = this.#socket;
+    if (!socket) return { family: f, address: f === "ipv6" ? "::" : "0.0.0.0", port: 0 };
+    return remote
+      ? hostAddress(f, socket.remoteAddress, this.#remotePort)
+      : hostAddress(f, socket.localAddress, socket.localPort);
   }
 
   get attached(): boolean {
