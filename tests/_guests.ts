@@ -33,6 +33,7 @@ export const GUEST_WORLDS = {
   echo_server: "echo-server",
   echo_client: "echo-client",
   poll_race: "poll-race",
+  conformance: "conformance",
 } as const;
 
 /** A guest name. */
