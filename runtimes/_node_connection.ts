@@ -119,6 +119,11 @@ export class NodeConnection implements BackendConnection {
     // Readable streams keep data buffered while paused, so nothing is lost
     // between here and start().
     socket.pause();
+    // The core hands over whole chunks the guest has already batched, and a
+    // 64 KiB chunk is one loopback segment plus a few bytes, which Nagle would
+    // hold until the peer's (delayed) ACK. Bun's sockets are like this by
+    // default.
+    socket.setNoDelay(true);
     (socket as OwnedSocket)[OWNER] = this;
     socket.on("data", onData);
     socket.on("end", onEnd);

@@ -162,6 +162,8 @@ class DenoConnection implements BackendConnection {
   constructor(conn: Deno.TcpConn, pool: BufferPool) {
     this.#conn = conn;
     this.#pool = pool;
+    // See NodeConnection: Nagle would hold the tail of every chunk.
+    conn.setNoDelay(true);
   }
 
   // Lazy: most connections never ask, and parsing both costs a few percent

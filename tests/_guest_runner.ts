@@ -5,12 +5,15 @@
 //   <runtime> tests/_guest_runner.ts server MODE IPV6 CLIENTS TIMEOUT_MS
 //   <runtime> tests/_guest_runner.ts client MODE IPV6 PORT SIZE SEED TIMEOUT_MS
 //   <runtime> tests/_guest_runner.ts conns MODE IPV6 PORT COUNT TIMEOUT_MS
+//   <runtime> tests/_guest_runner.ts bench MODE IPV6 PORT SIZE COUNT TIMEOUT_MS [echo]
 //   <runtime> tests/_guest_runner.ts race MODE PORT TIMEOUT_MS
 //   <runtime> tests/_guest_runner.ts conformance MODE IPV6
 //
 // MODE is jspi, sync or reference (tests/_guests.ts). Each prints JSON lines
 // on stdout: the server `{"port":N}` once listening, then `{"served":"N"}`;
-// the client `{"digest":"...","ms":N}`; conns `{"count":N,"ms":N}`; race
+// the client `{"digest":"...","ms":N}`; conns `{"count":N,"ms":N}`; bench,
+// after a warm-up exchange, `{"digest":"...","bytesMs":N,"connsMs":N}` for one
+// exchange of SIZE and COUNT empty ones (COUNT + 2 connections in all); race
 // `{"ready":[...],"ms":N}`; conformance `{"checks":[...]}`.
 
 import { spawn } from "node:child_process";
@@ -66,6 +69,7 @@ export interface GuestProcess {
  *
  * @param runtime The runtime to run it under.
  * @param args The runner's arguments (see the top of this file).
+ * @param script Another script that prints JSON lines, to run instead.
  * @returns A handle to read its JSON lines.
  * @example
  * ```ts
@@ -77,8 +81,8 @@ export interface GuestProcess {
  * }
  * ```
  */
-export function spawnGuest(runtime: Runtime, args: string[]): GuestProcess {
-  const [file, prefix] = runtimeCommand(runtime, SELF);
+export function spawnGuest(runtime: Runtime, args: string[], script: string = SELF): GuestProcess {
+  const [file, prefix] = runtimeCommand(runtime, script);
   const child = spawn(file, [...prefix, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.setEncoding("utf8");
@@ -149,6 +153,7 @@ interface EchoServer {
 
 interface EchoClient {
   exchange(ipv6: boolean, port: number, size: bigint, seed: number, timeoutNs: bigint): string | Promise<string>;
+  echo(ipv6: boolean, port: number, size: bigint, seed: number, timeoutNs: bigint): string | Promise<string>;
 }
 
 interface PollRace {
@@ -195,6 +200,22 @@ async function main(argv: string[]): Promise<void> {
         await guest.exchange(ipv6 === "1", Number(port), 0n, 1, ns(timeoutMs));
       }
       print({ count: Number(count), ms: performance.now() - started });
+      return;
+    }
+    case "bench": {
+      const [ipv6, port, size, count, timeoutMs, protocol] = rest;
+      const guest = await load<EchoClient>("echo_client", mode);
+      // `echo` skips the half-close, which preview2-shim lacks.
+      const call = protocol === "echo" ? guest.echo.bind(guest) : guest.exchange.bind(guest);
+      const v6 = ipv6 === "1";
+      // Starts the sync mode's worker and warms the code paths up.
+      await call(v6, Number(port), 65536n, 2, ns(timeoutMs));
+      let started = performance.now();
+      const digest = await call(v6, Number(port), BigInt(size), 1, ns(timeoutMs));
+      const bytesMs = performance.now() - started;
+      started = performance.now();
+      for (let i = 0; i < Number(count); i++) await call(v6, Number(port), 0n, 1, ns(timeoutMs));
+      print({ digest, bytesMs, connsMs: performance.now() - started });
       return;
     }
     case "race": {

@@ -21,8 +21,13 @@ const POOL_SPAN = 262144;
 // xorshift32 words seeded with `seed`. The odd stride gives every chunk of a
 // 16 MiB stream different content, so a lost, repeated or reordered chunk
 // changes the digest like any corrupted byte does.
-class ChunkStream {
-  constructor(seed) {
+// Building a pool costs QuickJS tens of milliseconds, which would swamp a
+// connection-rate measurement: each seed's pool is built once.
+const pools = new Map();
+
+function poolOf(seed) {
+  let pool = pools.get(seed);
+  if (pool === undefined) {
     const words = new Uint32Array((POOL_SPAN + CHUNK) / 4);
     let x = seed >>> 0 || 1;
     for (let i = 0; i < words.length; i++) {
@@ -31,7 +36,15 @@ class ChunkStream {
       x ^= x << 5;
       words[i] = x;
     }
-    this.pool = new Uint8Array(words.buffer);
+    pool = new Uint8Array(words.buffer);
+    pools.set(seed, pool);
+  }
+  return pool;
+}
+
+class ChunkStream {
+  constructor(seed) {
+    this.pool = poolOf(seed);
     this.index = -1;
     this.base = 0;
     this.offset = CHUNK;
@@ -80,6 +93,16 @@ function pollUntil(deadline, pollables) {
 }
 
 export function exchange(ipv6, port, size, seed, timeoutNs) {
+  return run(ipv6, port, size, seed, timeoutNs, true);
+}
+
+export function echo(ipv6, port, size, seed, timeoutNs) {
+  return run(ipv6, port, size, seed, timeoutNs, false);
+}
+
+// Sends the stream and hashes the echo; with `halfClose`, shuts down the send
+// side after a flush and reads until end of stream, else reads `size` bytes.
+function run(ipv6, port, size, seed, timeoutNs, halfClose) {
   const deadline = subscribeInstant(now() + timeoutNs);
   const socket = createTcpSocket(ipv6 ? "ipv6" : "ipv4");
   const hash = new Sha256();
@@ -95,10 +118,15 @@ export function exchange(ipv6, port, size, seed, timeoutNs) {
     let flushing = false;
     let shut = false;
     let eof = false;
+    let received = 0;
+    if (!halfClose) {
+      shut = true;
+      eof = size === 0;
+    }
     while (!eof || !shut) {
       const waits = [];
       if (!eof) waits.push(input.subscribe());
-      if (!shut) waits.push(output.subscribe());
+      if (!shut || (!halfClose && sent < size)) waits.push(output.subscribe());
       pollUntil(deadline, waits);
 
       // Drain what has arrived, a bounded amount per turn so writes go on.
@@ -113,8 +141,20 @@ export function exchange(ipv6, port, size, seed, timeoutNs) {
         }
         if (chunk.length === 0) break;
         hash.update(chunk);
+        received += chunk.length;
+        if (!halfClose && received >= size) eof = true;
       }
 
+      if (!halfClose && sent < size) {
+        let budget = output.checkWrite();
+        while (budget > 0 && sent < size) {
+          const view = source.take(Math.min(budget, size - sent));
+          output.write(view);
+          sent += view.length;
+          budget -= view.length;
+        }
+        if (sent === size) output.flush();
+      }
       if (!shut) {
         let budget = output.checkWrite();
         while (budget > 0 && sent < size) {

@@ -76,6 +76,19 @@ class Connection {
   }
 
   pump() {
+    try {
+      this.step();
+    } catch (e) {
+      // After the peer's end of stream, a failing write side means the peer
+      // closed without waiting for a half-close (echo-client's `echo`, or a
+      // host without half-close): the connection is over. The bytes counted
+      // tell the host whether anything was lost.
+      if (!this.eof) throw e;
+      this.close();
+    }
+  }
+
+  step() {
     for (let turn = 0; this.wantsRead() && turn < 16; turn++) {
       let chunk;
       try {
@@ -104,11 +117,16 @@ class Connection {
       }
     }
     if (this.eof && this.pending === 0) {
-      if (!this.flushing) {
-        this.output.flush();
-        this.flushing = true;
-      } else if (budget > 0) {
-        this.socket.shutdown("send");
+      try {
+        if (!this.flushing) {
+          this.output.flush();
+          this.flushing = true;
+        } else if (budget > 0) {
+          this.socket.shutdown("send");
+          this.close();
+        }
+      } catch (e) {
+        if (!isClosed(e)) throw e;
         this.close();
       }
     }

@@ -1,0 +1,165 @@
+// Guest-level benchmark: the echo-server and echo-client components
+// (tests/guests/) as a pair of processes, on each runtime and mode, next to
+// raw sockets of the same runtime in the same layout (scripts/_raw_echo.ts)
+// and next to @bytecodealliance/preview2-shim (the reference host).
+//
+//   node --import tsx scripts/bench_guests.ts [--runtimes node,deno,bun] [--modes jspi,sync,reference]
+//        [--mib 32] [--conns 200] [--ref-mib 4] [--ref-conns 20] [--runs 3] [--json]
+//
+// Per run: a server process and a client process; the client warms up with a
+// 64 KiB exchange, then times one exchange of --mib (its stream out, the echo
+// back, hashed with SHA-256 on the host side of the guest, as the raw client
+// hashes too) and --conns empty exchanges (connect, close). The guests use
+// echo-client's `echo` (no half-close: preview2-shim has none; the client
+// closes once the echo is back), the raw client a half-close. MB/s is MiB sent per second of that exchange (1 MB = 1e6 bytes);
+// medians of --runs. preview2-shim gets smaller sizes, as it is much slower.
+
+import { join } from "node:path";
+import process from "node:process";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+import { buildGuest, echoStreamSha256, type GuestMode } from "../tests/_guests.ts";
+import { type GuestProcess, type Runtime, spawnGuest } from "../tests/_guest_runner.ts";
+
+type Variant = "raw" | GuestMode;
+
+interface Options {
+  runtimes: Runtime[];
+  modes: GuestMode[];
+  mib: number;
+  conns: number;
+  refMib: number;
+  refConns: number;
+  runs: number;
+  json: boolean;
+}
+
+interface Result {
+  runtime: Runtime;
+  variant: Variant;
+  mbps: number | null;
+  connPerSec: number | null;
+  note?: string;
+}
+
+const RAW = join(fileURLToPath(new URL(".", import.meta.url)), "_raw_echo.ts");
+const DEADLINE_MS = 180_000;
+
+function parse(argv: string[]): Options {
+  const o: Options = {
+    runtimes: ["node", "deno", "bun"],
+    modes: ["jspi", "sync", "reference"],
+    mib: 32,
+    conns: 200,
+    refMib: 4,
+    refConns: 20,
+    runs: 3,
+    json: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = (): string => argv[++i] ?? (() => { throw new Error(`Missing value after ${a}`); })();
+    if (a === "--runtimes") o.runtimes = v().split(",") as Runtime[];
+    else if (a === "--modes") o.modes = v().split(",") as GuestMode[];
+    else if (a === "--mib") o.mib = Number(v());
+    else if (a === "--conns") o.conns = Number(v());
+    else if (a === "--ref-mib") o.refMib = Number(v());
+    else if (a === "--ref-conns") o.refConns = Number(v());
+    else if (a === "--runs") o.runs = Math.max(1, Number(v()));
+    else if (a === "--json") o.json = true;
+    else throw new Error(`Unexpected argument ${a}`);
+  }
+  return o;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function once(runtime: Runtime, variant: Variant, size: number, conns: number): Promise<[number, number]> {
+  const kids: GuestProcess[] = [];
+  const clients = String(conns + 2);
+  try {
+    const server = variant === "raw"
+      ? spawnGuest(runtime, ["server", clients], RAW)
+      : spawnGuest(runtime, ["server", variant, "0", clients, String(DEADLINE_MS)]);
+    kids.push(server);
+    const { port } = await server.next<{ port: number }>(DEADLINE_MS);
+    const client = variant === "raw"
+      ? spawnGuest(runtime, ["bench", String(port), String(size), String(conns)], RAW)
+      : spawnGuest(runtime, ["bench", variant, "0", String(port), String(size), String(conns), String(DEADLINE_MS), "echo"]);
+    kids.push(client);
+    const r = await client.next<{ digest: string; bytesMs: number; connsMs: number }>(DEADLINE_MS);
+    if (r.digest !== echoStreamSha256(size, 1)) throw new Error(`${runtime} ${variant}: wrong digest`);
+    await server.next<{ served: string }>(DEADLINE_MS);
+    return [size / 1e6 / (r.bytesMs / 1000), conns / (r.connsMs / 1000)];
+  } finally {
+    for (const k of kids) k.kill();
+  }
+}
+
+async function measure(o: Options, runtime: Runtime, variant: Variant): Promise<Result> {
+  const ref = variant === "reference";
+  const size = (ref ? o.refMib : o.mib) * 1024 * 1024;
+  const conns = ref ? o.refConns : o.conns;
+  const tp: number[] = [];
+  const cr: number[] = [];
+  try {
+    for (let run = 0; run < o.runs; run++) {
+      const [a, b] = await once(runtime, variant, size, conns);
+      tp.push(a);
+      cr.push(b);
+      process.stderr.write(`${runtime} ${variant} run ${run + 1}: ${a.toFixed(1)} MB/s, ${b.toFixed(0)} conn/s\n`);
+    }
+    return { runtime, variant, mbps: median(tp), connPerSec: median(cr) };
+  } catch (e) {
+    const note = String((e as Error)?.message ?? e).split("\n")[0].slice(0, 120);
+    process.stderr.write(`${runtime} ${variant}: ${note}\n`);
+    return { runtime, variant, mbps: null, connPerSec: null, note };
+  }
+}
+
+const o = parse(process.argv.slice(2));
+for (const mode of o.modes) {
+  await buildGuest("echo_server", mode);
+  await buildGuest("echo_client", mode);
+}
+const results: Result[] = [];
+for (const runtime of o.runtimes) {
+  results.push(await measure(o, runtime, "raw"));
+  for (const mode of o.modes) {
+    if (mode === "jspi" && runtime === "node") continue;
+    results.push(await measure(o, runtime, mode));
+  }
+}
+
+if (o.json) {
+  console.log(JSON.stringify({ options: o, results }, null, 2));
+} else {
+  const f = (v: number | null, d = 1): string => (v === null ? "-" : v.toFixed(d));
+  console.log("| runtime | host | MB/s | vs raw | vs preview2-shim | conn/s | vs raw | vs preview2-shim |");
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  for (const r of results) {
+    const raw = results.find((x) => x.runtime === r.runtime && x.variant === "raw")!;
+    const ref = results.find((x) => x.runtime === r.runtime && x.variant === "reference");
+    const ratio = (a: number | null, b: number | null | undefined): string =>
+      a === null || b === null || b === undefined ? "-" : (a / b).toFixed(2);
+    const host = r.variant === "raw"
+      ? "raw sockets"
+      : r.variant === "reference"
+      ? "preview2-shim"
+      : `wasi-tcp ${r.variant === "jspi" ? "JSPI" : "sync"}`;
+    console.log(
+      `| ${r.runtime} | ${host} | ${f(r.mbps)} | ${ratio(r.mbps, raw.mbps)} | ${
+        r.variant === "raw" ? "-" : ratio(r.mbps, ref?.mbps)
+      } | ${f(r.connPerSec, 0)} | ${ratio(r.connPerSec, raw.connPerSec)} | ${
+        r.variant === "raw" ? "-" : ratio(r.connPerSec, ref?.connPerSec)
+      } |${r.note ? ` ${r.note}` : ""}`,
+    );
+  }
+  console.log(
+    `\n${o.mib} MiB echo and ${o.conns} connections per run (preview2-shim: ${o.refMib} MiB, ${o.refConns}), ` +
+      `medians of ${o.runs}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}.`,
+  );
+}
