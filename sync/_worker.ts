@@ -80,11 +80,14 @@ interface SocketEntry {
   kind: "socket";
   socket: TcpSocket;
   output?: OutputPump;
+  // The socket's readiness depends on its state alone, so one pollable
+  // serves every pollable the main thread makes of it: subscribing and
+  // dropping there cost no call.
+  pollable?: Pollable;
 }
 
 type Entry =
   | SocketEntry
-  | { kind: "pollable"; pollable: Pollable }
   | { kind: "input"; pump: InputPump }
   | { kind: "output"; pump: OutputPump };
 
@@ -385,16 +388,16 @@ export async function serve(setup: WorkerSetup): Promise<void> {
         const handle = add(entry);
         return [handle, ...open(entry, input, output)];
       }
-      case "subscribe":
-        return add({ kind: "pollable", pollable: socketOf(call.h).socket.subscribe() });
       case "ready": {
+        // Handles of sockets whose pollables the main thread polls.
         const [handles, arm] = call.a as [number[], boolean];
         const ready: number[] = [];
         for (const h of handles) {
           const entry = entries.get(h);
-          if (entry?.kind !== "pollable") throw new Error(`No pollable with handle ${h}`);
-          if (entry.pollable.ready()) ready.push(h);
-          else if (arm) armed(h, entry.pollable);
+          if (entry?.kind !== "socket") throw new Error(`Polled a pollable of a dropped socket (${h})`);
+          const pollable = entry.pollable ??= entry.socket.subscribe();
+          if (pollable.ready()) ready.push(h);
+          else if (arm) armed(h, pollable);
         }
         return ready;
       }

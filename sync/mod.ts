@@ -553,11 +553,8 @@ export class Pollable {
     pollList([this]);
   }
 
-  /** Drops the pollable. */
-  [Symbol.dispose](): void {
-    const s = this.#source;
-    if (s.kind === "remote") s.channel.drop(s.handle);
-  }
+  /** Drops the pollable; it holds nothing of its own. */
+  [Symbol.dispose](): void {}
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -960,8 +957,7 @@ export class TcpSocket {
    * @returns A new pollable.
    */
   subscribe(): Pollable {
-    const handle = this.#ctx.channel.call("subscribe", this.#handle) as number;
-    return new Pollable(CREATE, { kind: "remote", channel: this.#ctx.channel, handle });
+    return new Pollable(CREATE, { kind: "remote", channel: this.#ctx.channel, handle: this.#handle });
   }
 
   /**
