@@ -9,9 +9,15 @@
 // Every cell runs in child processes (tests/_guest_runner.ts) under a
 // deadline; a cell that fails says why, and one that hangs says "timeout".
 
-import net from "node:net";
 import process from "node:process";
-import { buildGuest, echoStreamSha256, type GuestMode, GUEST_WORLDS, type GuestName } from "../tests/_guests.ts";
+import {
+  buildGuest,
+  echoStreamSha256,
+  type GuestMode,
+  GUEST_WORLDS,
+  type GuestName,
+  startPollRacePeer,
+} from "../tests/_guests.ts";
 import { type GuestProcess, type Runtime, spawnGuest } from "../tests/_guest_runner.ts";
 
 interface Column {
@@ -121,16 +127,8 @@ async function main(argv: string[]): Promise<void> {
   }
 
   // The poll-race peer: writes 300 ms after each connection when asked to.
-  let writeAfter: number | undefined;
-  const peer = net.createServer((s) => {
-    s.on("error", () => {});
-    if (writeAfter !== undefined) {
-      const t = setTimeout(() => s.write("ping"), writeAfter);
-      s.on("close", () => clearTimeout(t));
-    }
-  });
-  await new Promise<void>((r) => peer.listen(0, "127.0.0.1", r));
-  const peerPort = (peer.address() as net.AddressInfo).port;
+  const peer = await startPollRacePeer();
+  const peerPort = peer.port;
 
   const rows: Array<[string, string[]]> = [];
   const notes: string[] = [];
@@ -145,7 +143,7 @@ async function main(argv: string[]): Promise<void> {
     add(`echo pair, ${mib} MiB over ${ipv6 ? "::1" : "127.0.0.1"}, SHA-256`, cells);
   }
   for (const socketFirst of [true, false]) {
-    writeAfter = socketFirst ? 300 : undefined;
+    peer.writeAfter(socketFirst ? 300 : undefined);
     const cells: string[] = [];
     for (const c of cols) cells.push(await race(c, peerPort, socketFirst));
     add(`poll race: ${socketFirst ? "socket before the clock" : "clock while the socket is silent"}`, cells);
@@ -161,7 +159,7 @@ async function main(argv: string[]): Promise<void> {
       add(`conformance checks over ${ipv6 ? "::1" : "127.0.0.1"}`, cells);
     }
   }
-  peer.close();
+  await peer.close();
 
   if (json) {
     console.log(JSON.stringify({ columns: cols.map((c) => c.label), rows, notes }, null, 2));

@@ -273,3 +273,53 @@ export function echoStreamSha256(size: number, seed: number): string {
   }
   return hash.digest("hex");
 }
+
+/** The host end of the poll-race guest's connection. */
+export interface PollRacePeer {
+  /** Its port on 127.0.0.1. */
+  port: number;
+  /** What it does with the next connection: write "ping" after `ms`, or stay silent (undefined). */
+  writeAfter(ms: number | undefined): void;
+  /** Closes it and every connection it has. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the peer the poll-race guest connects to.
+ *
+ * @returns The peer, listening.
+ * @example
+ * ```ts
+ * const peer = await startPollRacePeer();
+ * peer.writeAfter(50);
+ * await peer.close();
+ * ```
+ */
+export async function startPollRacePeer(): Promise<PollRacePeer> {
+  const { createServer } = await import("node:net");
+  let delay: number | undefined;
+  const sockets = new Set<import("node:net").Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    if (delay !== undefined) {
+      const timer = setTimeout(() => socket.write("ping"), delay);
+      socket.on("close", () => clearTimeout(timer));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    writeAfter(ms) {
+      delay = ms;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

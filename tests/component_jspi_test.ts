@@ -6,9 +6,15 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import net from "node:net";
 import process from "node:process";
-import { buildGuest, type BuiltGuest, echoStreamSha256, importGuest } from "./_guests.ts";
+import {
+  buildGuest,
+  type BuiltGuest,
+  echoStreamSha256,
+  importGuest,
+  type PollRacePeer,
+  startPollRacePeer,
+} from "./_guests.ts";
 import { within } from "./_wasi_helpers.ts";
 
 const hasJspi = typeof (WebAssembly as { Suspending?: unknown }).Suspending === "function" &&
@@ -106,42 +112,22 @@ describe("JSPI components on mod.ts", { skip }, () => {
   }
 
   describe("poll on a socket and a monotonic-clock timeout inside a component", () => {
-    let peer: net.Server;
+    let peer: PollRacePeer;
     let port: number;
-    // What the host peer does with the next connection: write after a delay,
-    // or stay silent.
-    let nextWriteAfterMs: number | undefined;
-    const sockets = new Set<net.Socket>();
 
     before(async () => {
-      peer = net.createServer((socket) => {
-        sockets.add(socket);
-        socket.on("close", () => sockets.delete(socket));
-        socket.on("error", () => {});
-        const delay = nextWriteAfterMs;
-        if (delay !== undefined) {
-          const timer = setTimeout(() => socket.write("ping"), delay);
-          socket.on("close", () => clearTimeout(timer));
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        peer.once("error", reject);
-        peer.listen(0, "127.0.0.1", () => resolve());
-      });
-      port = (peer.address() as net.AddressInfo).port;
+      peer = await startPollRacePeer();
+      port = peer.port;
     });
 
-    after(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => peer.close(() => resolve()));
-    });
+    after(() => peer.close());
 
     it(
       "race() of the poll-race component returns the socket when data arrives before the timeout",
       { timeout: 20_000 },
       async () => {
         const guest = await importGuest<PollRace>((await guests())[2], "socket-first");
-        nextWriteAfterMs = 50;
+        peer.writeAfter(50);
         const started = performance.now();
         const ready = await within(guest.race(port, 10_000n * NS_PER_MS), "poll on the socket", 15_000);
         const ms = performance.now() - started;
@@ -156,7 +142,7 @@ describe("JSPI components on mod.ts", { skip }, () => {
       { timeout: 20_000 },
       async () => {
         const guest = await importGuest<PollRace>((await guests())[2], "clock-first");
-        nextWriteAfterMs = undefined;
+        peer.writeAfter(undefined);
         const timeoutMs = 200;
         const started = performance.now();
         const ready = await within(guest.race(port, BigInt(timeoutMs) * NS_PER_MS), "poll on the clock", 15_000);

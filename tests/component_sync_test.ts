@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { buildGuest, echoStreamSha256 } from "./_guests.ts";
+import { buildGuest, echoStreamSha256, type PollRacePeer, startPollRacePeer } from "./_guests.ts";
 import { currentRuntime, type GuestProcess, spawnGuest } from "./_guest_runner.ts";
 import { within } from "./_wasi_helpers.ts";
 
@@ -79,39 +79,21 @@ describe(`synchronous components on sync/mod.ts (${runtime})`, () => {
   }
 
   describe("poll on a socket and a monotonic-clock timeout inside a component", () => {
-    let peer: net.Server;
+    let peer: PollRacePeer;
     let port: number;
-    let nextWriteAfterMs: number | undefined;
-    const sockets = new Set<net.Socket>();
 
     before(async () => {
-      peer = net.createServer((socket) => {
-        sockets.add(socket);
-        socket.on("close", () => sockets.delete(socket));
-        socket.on("error", () => {});
-        const delay = nextWriteAfterMs;
-        if (delay !== undefined) {
-          const timer = setTimeout(() => socket.write("ping"), delay);
-          socket.on("close", () => clearTimeout(timer));
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        peer.once("error", reject);
-        peer.listen(0, "127.0.0.1", () => resolve());
-      });
-      port = (peer.address() as net.AddressInfo).port;
+      peer = await startPollRacePeer();
+      port = peer.port;
     });
 
-    after(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => peer.close(() => resolve()));
-    });
+    after(() => peer.close());
 
     it("race() of the poll-race component returns the socket when data arrives before the timeout", {
       timeout: EXCHANGE_MS + BUILD_MS,
     }, async () => {
       await guests();
-      nextWriteAfterMs = 300;
+      peer.writeAfter(300);
       const child = spawnGuest(runtime, ["race", "sync", String(port), "20000"]);
       try {
         const { ready, ms } = await child.next<{ ready: number[]; ms: number }>(EXCHANGE_MS);
@@ -127,7 +109,7 @@ describe(`synchronous components on sync/mod.ts (${runtime})`, () => {
       timeout: EXCHANGE_MS + BUILD_MS,
     }, async () => {
       await guests();
-      nextWriteAfterMs = undefined;
+      peer.writeAfter(undefined);
       const timeoutMs = 300;
       const child = spawnGuest(runtime, ["race", "sync", String(port), String(timeoutMs)]);
       try {
