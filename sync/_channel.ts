@@ -12,6 +12,7 @@ import {
   Control,
   DEAD,
   EVENTS,
+  HANDLES,
   HEARTBEAT,
   PAYLOAD_OFFSET,
   REQUEST,
@@ -30,7 +31,6 @@ const CALL_MS = 60_000;
 const STALL_MS = 15_000;
 /** Longest single Atomics.wait, so that liveness is checked in between. */
 const SLICE_MS = 500;
-
 // Runs in the worker as CommonJS (eval), so that even a failure to load the
 // worker module reaches the main thread, through the control block.
 const BOOTSTRAP = `
@@ -91,8 +91,16 @@ export class Channel {
   #worker: Worker | undefined;
   #port: MessagePort | undefined;
   readonly #rings = new Map<number, Ring>();
+  #creates: [number, string][] = [];
   #drops: number[] = [];
-  #dropsScheduled = false;
+  #flushScheduled = false;
+  // A request sent by flush() whose answer nobody waits for; the next
+  // request waits for it first, since they share the payload area.
+  #unanswered: number | undefined;
+  // Sockets found not ready and armed by the last `ready` call: the fire
+  // count of their slot when asked. Any call on one of them forgets it.
+  readonly #waiting = new Map<number, number>();
+  #requests = 0;
   #beat = -1;
   #beatAt = 0;
   #broken: string | undefined;
@@ -175,14 +183,42 @@ export class Channel {
     const words = control.words;
     const call: Call = { op, h: handle, a: args };
     if (permitted !== undefined) call.p = permitted;
+    if (handle !== 0) this.#waiting.delete(handle);
+    const request = this.#send(control, call);
+    this.#await(words, request, op);
+    const answer = control.read<Answer>();
+    if ("e" in answer) throw new NetworkError(answer.e as ErrorCode, answer.m);
+    if ("y" in answer) throw new TypeError(answer.y);
+    if ("t" in answer) throw trap(answer.t);
+    // JSON drops an undefined value, and with it the key.
+    return (answer as { v?: unknown }).v;
+  }
+
+  // Writes a request, with the creates and drops made since the last one.
+  #send(control: Control, call: Call): number {
+    const words = control.words;
+    if (this.#unanswered !== undefined) {
+      const earlier = this.#unanswered;
+      this.#unanswered = undefined;
+      this.#await(words, earlier, "a batch of drops");
+    }
+    if (this.#creates.length > 0) {
+      call.c = this.#creates;
+      this.#creates = [];
+    }
     if (this.#drops.length > 0) {
       call.d = this.#drops;
       this.#drops = [];
     }
     control.write(call);
+    this.#requests++;
     const request = (Atomics.load(words, REQUEST) + 1) | 0;
     Atomics.store(words, REQUEST, request);
     Atomics.notify(words, REQUEST);
+    return request;
+  }
+
+  #await(words: Int32Array, request: number, op: string): void {
     const callMs = this.#limits.callMs;
     const until = performance.now() + callMs;
     for (;;) {
@@ -195,12 +231,49 @@ export class Channel {
         }
       } else if (Atomics.load(words, STATE) === DEAD) this.#checkAlive();
     }
-    const answer = control.read<Answer>();
-    if ("e" in answer) throw new NetworkError(answer.e as ErrorCode, answer.m);
-    if ("y" in answer) throw new TypeError(answer.y);
-    if ("t" in answer) throw trap(answer.t);
-    // JSON drops an undefined value, and with it the key.
-    return (answer as { v?: unknown }).v;
+  }
+
+  /** Requests sent to the worker so far (calls and batches of creates and drops). */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  /**
+   * Which of the sockets `handles` have ready pollables. Sockets that were
+   * armed and have not fired since are known not ready without a call, so a
+   * poll loop that keeps a listener in its list costs no call per turn.
+   *
+   * @param handles Socket handles.
+   * @param arm Whether the worker should report, by an event, when the ones
+   *   not ready become ready (the caller is about to wait).
+   * @returns The ready ones.
+   * @throws {Error} A trap when the worker dies or stops responding.
+   */
+  ready(handles: readonly number[], arm: boolean): Set<number> {
+    const control = this.#start();
+    const ready = new Set<number>();
+    const ask: number[] = [];
+    for (const h of handles) {
+      const seen = this.#waiting.get(h);
+      if (seen !== undefined) {
+        const fired = control.fired(h, seen);
+        if (fired === false) continue;
+        this.#waiting.delete(h);
+        if (fired) {
+          ready.add(h);
+          continue;
+        }
+      }
+      ask.push(h);
+    }
+    if (ask.length === 0) return ready;
+    const seen = ask.map((h) => control.fires(h));
+    const answer = this.call("ready", 0, [ask, arm]) as number[];
+    ask.forEach((h, i) => {
+      if (answer.includes(h)) ready.add(h);
+      else if (arm) this.#waiting.set(h, seen[i]);
+    });
+    return ready;
   }
 
   /**
@@ -239,7 +312,7 @@ export class Channel {
    * @throws {Error} A trap when the worker dies or stops responding.
    */
   wait(seen: number, untilMs: number): void {
-    if (this.#drops.length > 0) this.call("noop", 0);
+    this.flush();
     const words = this.#words();
     for (;;) {
       if (Atomics.load(words, EVENTS) !== seen) return;
@@ -256,19 +329,45 @@ export class Channel {
    */
   drop(handle: number): void {
     if (this.#broken || !this.#control) return;
+    this.#waiting.delete(handle);
     this.#drops.push(handle);
-    if (!this.#dropsScheduled) {
-      this.#dropsScheduled = true;
-      queueMicrotask(() => {
-        this.#dropsScheduled = false;
-        if (this.#drops.length > 0 && !this.#broken) {
-          try {
-            this.call("noop", 0);
-          } catch {
-            // A dead worker has nothing left to drop.
-          }
-        }
-      });
+    this.#schedule();
+  }
+
+  /**
+   * A handle for a new socket of `family`, which the worker creates when the
+   * next request reaches it: creating cannot fail, so it needs no answer.
+   */
+  create(family: string): number {
+    const words = this.#words();
+    this.#checkAlive();
+    const handle = Atomics.add(words, HANDLES, 1) + 1;
+    this.#creates.push([handle, family]);
+    this.#schedule();
+    return handle;
+  }
+
+  // Creates and drops go with the next call, or at the end of the current task.
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /**
+   * Sends the pending creates and drops now, without waiting for the worker
+   * to act on them.
+   */
+  flush(): void {
+    if (this.#broken || !this.#control) return;
+    if (this.#creates.length === 0 && this.#drops.length === 0) return;
+    try {
+      this.#unanswered = this.#send(this.#control, { op: "noop", h: 0, a: [] });
+    } catch {
+      // A dead worker has nothing left to create or drop; the next call says why.
     }
   }
 

@@ -10,6 +10,7 @@ export const EVENTS = 2; // bumped by the worker whenever the main thread may se
 export const STATE = 3; // STARTING, READY or DEAD
 export const HEARTBEAT = 4; // bumped by the worker's timer
 export const LENGTH = 5; // bytes of the message in the payload area
+export const HANDLES = 6; // handles given out so far, by either thread
 
 export const STARTING = 0;
 export const READY = 1;
@@ -19,6 +20,8 @@ export const DEAD = 2;
 export const PAYLOAD_OFFSET = 64;
 /** Bytes a call or its answer may take: far more than any needs. */
 const PAYLOAD_BYTES = 64 * 1024;
+/** Slots of the readiness table (a power of two); a socket uses slot `handle & (SLOTS - 1)`. */
+const SLOTS = 1024;
 
 /** Milliseconds between heartbeats. */
 export const HEARTBEAT_MS = 200;
@@ -31,6 +34,8 @@ export interface Call {
   h: number;
   /** Arguments. */
   a: unknown[];
+  /** Sockets the main thread created since the last call: handle and family. */
+  c?: [number, string][];
   /** Handles the main thread dropped since the last call. */
   d?: number[];
   /** The main thread's permission hook's verdict on the address of this call. */
@@ -66,11 +71,51 @@ export class Control {
   /** Its words. */
   readonly words: Int32Array;
   readonly #payload: Uint8Array;
+  // Per slot: how many socket pollables of the slot fired, and which socket
+  // fired last. See {@link fired} and {@link fire}.
+  readonly #fires: Int32Array;
+  readonly #firedHandles: Int32Array;
 
-  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(PAYLOAD_OFFSET + PAYLOAD_BYTES)) {
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(PAYLOAD_OFFSET + PAYLOAD_BYTES + SLOTS * 8)) {
     this.buffer = buffer;
     this.words = new Int32Array(buffer, 0, PAYLOAD_OFFSET / 4);
-    this.#payload = new Uint8Array(buffer, PAYLOAD_OFFSET);
+    this.#payload = new Uint8Array(buffer, PAYLOAD_OFFSET, PAYLOAD_BYTES);
+    this.#fires = new Int32Array(buffer, PAYLOAD_OFFSET + PAYLOAD_BYTES, SLOTS);
+    this.#firedHandles = new Int32Array(buffer, PAYLOAD_OFFSET + PAYLOAD_BYTES + SLOTS * 4, SLOTS);
+  }
+
+  /**
+   * The worker's side of the readiness table: the pollable of socket `handle`,
+   * which the main thread waits on, is ready. It stays ready until the main
+   * thread calls on that socket, so the main thread may take this as ready
+   * without asking; see {@link fired}.
+   */
+  fire(handle: number): void {
+    const slot = handle & (SLOTS - 1);
+    Atomics.store(this.#firedHandles, slot, handle);
+    Atomics.add(this.#fires, slot, 1);
+  }
+
+  /** The fire count of the slot of socket `handle`, read before asking whether it is ready. */
+  fires(handle: number): number {
+    return Atomics.load(this.#fires, handle & (SLOTS - 1));
+  }
+
+  /**
+   * Whether socket `handle`, found not ready and waited on when its slot's
+   * count was `seen`, has fired since: true (ready), false (not ready: no
+   * fire in its slot), or undefined when another socket of the slot fired
+   * and only asking the worker can tell.
+   */
+  fired(handle: number, seen: number): boolean | undefined {
+    const slot = handle & (SLOTS - 1);
+    const fires = Atomics.load(this.#fires, slot);
+    if (fires === seen) return false;
+    // A socket's fire stores its handle before it counts, and only while it
+    // is ready: the last handle stored being ours means ours fired after
+    // `seen` was read, or fired before and was ready when the worker last
+    // answered, so it is still ready either way.
+    return Atomics.load(this.#firedHandles, slot) === handle ? true : undefined;
   }
 
   /** Writes a message into the payload area. */

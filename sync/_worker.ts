@@ -15,6 +15,7 @@ import {
   type Call,
   Control,
   EVENTS,
+  HANDLES,
   HEARTBEAT,
   HEARTBEAT_MS,
   READY,
@@ -294,9 +295,10 @@ export async function serve(setup: WorkerSetup): Promise<void> {
   });
   const network = wasi.instanceNetwork.instanceNetwork();
   const entries = new Map<number, Entry>();
-  let nextHandle = 1;
+  // Both threads give out handles (the main thread for the sockets it
+  // creates without a call), from one shared count.
   const add = (entry: Entry): number => {
-    const handle = nextHandle++;
+    const handle = Atomics.add(words, HANDLES, 1) + 1;
     entries.set(handle, entry);
     return handle;
   };
@@ -365,11 +367,6 @@ export async function serve(setup: WorkerSetup): Promise<void> {
     switch (call.op) {
       case "noop":
         return undefined;
-      case "create":
-        return add({
-          kind: "socket",
-          socket: wasi.tcpCreateSocket.createTcpSocket(call.a[0] as "ipv4" | "ipv6"),
-        });
       case "call": {
         const { socket } = socketOf(call.h);
         const [method, ...args] = call.a as [string, ...unknown[]];
@@ -425,6 +422,11 @@ export async function serve(setup: WorkerSetup): Promise<void> {
     arming.add(h);
     pollable.block().then(() => {
       arming.delete(h);
+      if (entries.get(h)?.kind !== "socket") return;
+      // A call handled since the pollable resolved may have taken the
+      // readiness (accept); the main thread then asks again anyway.
+      if (pollable.ready()) control.fire(h);
+      else armed(h, pollable);
       events();
     });
   };
@@ -452,6 +454,14 @@ export async function serve(setup: WorkerSetup): Promise<void> {
     let reply: Answer;
     try {
       const call = control.read<Call>();
+      if (call.c) {
+        for (const [h, family] of call.c) {
+          entries.set(h, {
+            kind: "socket",
+            socket: wasi.tcpCreateSocket.createTcpSocket(family as "ipv4" | "ipv6"),
+          });
+        }
+      }
       if (call.d) drop(call.d);
       verdict = call.p ?? true;
       reply = { v: handle(call) };

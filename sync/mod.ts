@@ -544,7 +544,7 @@ export class Pollable {
       case "local":
         return s.ready();
       case "remote":
-        return (s.channel.call("ready", 0, [[s.handle], false]) as number[]).length > 0;
+        return s.channel.ready([s.handle], false).size > 0;
     }
   }
 
@@ -598,7 +598,7 @@ function pollList(pollables: Pollable[]): Uint32Array {
       } else if (s.kind === "local" && s.ready()) ready.push(i);
     });
     if (remote.length > 0) {
-      const answer = new Set(channel!.call("ready", 0, [remote, ready.length === 0]) as number[]);
+      const answer = channel!.ready(remote, ready.length === 0);
       sources.forEach((s, i) => {
         if (s.kind === "remote" && answer.has(s.handle)) ready.push(i);
       });
@@ -1128,7 +1128,7 @@ export function createSyncWasiSockets(options: SyncWasiSocketsOptions = {}): Syn
         if (addressFamily !== "ipv4" && addressFamily !== "ipv6") {
           throw new TypeError('Expected addressFamily to be "ipv4" or "ipv6"');
         }
-        return new TcpSocket(CREATE, ctx, channel.call("create", 0, [addressFamily]) as number);
+        return new TcpSocket(CREATE, ctx, channel.create(addressFamily));
       },
     },
     network: { Network },

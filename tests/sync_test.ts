@@ -463,3 +463,42 @@ describe("Channel (the sockets worker's liveness)", () => {
     assert.throws(() => wasi.tcpCreateSocket.createTcpSocket("ipv4"), (e: Error) => /closed/.test(e.message));
   });
 });
+
+describe("Channel.ready() (socket readiness without a call per poll)", () => {
+  it("Channel.ready() answers an armed listener that has not fired without a call, takes its fire as ready, and asks again after accept", () => {
+    const channel = new Channel({ permission: false });
+    try {
+      const listener = channel.create("ipv4");
+      channel.call("call", listener, ["startBind", withPort(LOCALHOST4, 0)]);
+      channel.call("call", listener, ["finishBind"]);
+      channel.call("call", listener, ["startListen"]);
+      channel.call("call", listener, ["finishListen"]);
+      const local = channel.call("call", listener, ["localAddress"]);
+
+      assert.equal(channel.ready([listener], true).size, 0);
+      const armed = channel.requests;
+      assert.equal(channel.ready([listener], true).size, 0);
+      assert.equal(channel.requests, armed, "an armed listener that has not fired costs no call");
+
+      const client = channel.create("ipv4");
+      channel.call("call", client, ["startConnect", local]);
+      const connecting = channel.requests;
+      const until = performance.now() + 10_000;
+      for (;;) {
+        const seen = channel.events();
+        if (channel.ready([listener], true).size > 0) break;
+        assert.ok(performance.now() < until, "the listener became ready within 10 s");
+        channel.wait(seen, performance.now() + 1_000);
+      }
+      assert.equal(channel.requests, connecting, "the listener's fire was taken as ready without a call");
+
+      const [accepted] = channel.call("accept", listener) as [number];
+      const asked = channel.requests;
+      assert.equal(channel.ready([listener], true).size, 0, "nothing else waits to be accepted");
+      assert.equal(channel.requests, asked + 1, "after accept the worker is asked again");
+      for (const h of [accepted, client, listener]) channel.drop(h);
+    } finally {
+      channel.close();
+    }
+  });
+});
