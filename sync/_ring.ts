@@ -109,6 +109,16 @@ export class Ring {
     Atomics.notify(this.#h, R);
   }
 
+  /**
+   * Up to `n` available bytes as a view of the ring itself, without freeing
+   * their room: the caller frees it with {@link discard} once the view is no
+   * longer read. At most the bytes up to the ring's wrap-around.
+   */
+  view(n: number): Uint8Array {
+    const at = Atomics.load(this.#h, R) & this.#mask;
+    return this.#data.subarray(at, at + Math.min(n, this.capacity - at));
+  }
+
   /** Frees the room of `n` available bytes without reading them. */
   discard(n: number): void {
     Atomics.store(this.#h, R, (Atomics.load(this.#h, R) + n) | 0);

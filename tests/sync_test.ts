@@ -502,3 +502,27 @@ describe("Channel.ready() (socket readiness without a call per poll)", () => {
     }
   });
 });
+
+describe("createSyncWasiSockets({ lendReadBuffers: true })", () => {
+  const wasi = createSyncWasiSockets({ lendReadBuffers: true });
+  after(() => wasi.close());
+
+  it("InputStream.read() lends views of the ring in order, and the bytes of the last view do not make the stream ready", () => {
+    const p = pair(wasi);
+    try {
+      p.clientOut.blockingWriteAndFlush(new Uint8Array([1, 2, 3, 4]));
+      const first = p.serverIn.blockingRead(2n);
+      assert.deepEqual([...first], [1, 2]);
+      p.clientOut.blockingWriteAndFlush(new Uint8Array([5, 6, 7, 8]));
+      const pollable = p.serverIn.subscribe();
+      await_(wasi, pollable, "more bytes");
+      const rest: number[] = [];
+      while (rest.length < 6) rest.push(...p.serverIn.blockingRead(100n));
+      assert.deepEqual(rest, [3, 4, 5, 6, 7, 8]);
+      assert.equal(pollable.ready(), false, "the last read's lent bytes are not new data");
+      pollable[Symbol.dispose]();
+    } finally {
+      p.close();
+    }
+  });
+});
