@@ -97,9 +97,10 @@ export class Channel {
   // A request sent by flush() whose answer nobody waits for; the next
   // request waits for it first, since they share the payload area.
   #unanswered: number | undefined;
-  // Sockets found not ready and armed by the last `ready` call: the fire
-  // count of their slot when asked. Any call on one of them forgets it.
-  readonly #waiting = new Map<number, number>();
+  // What the last answer about a socket said of its pollable: `true`, ready
+  // (it stays so until the next call on the socket), or the fire count of its
+  // slot when the worker found it not ready and armed it.
+  readonly #known = new Map<number, number | true>();
   #requests = 0;
   #beat = -1;
   #beatAt = 0;
@@ -183,10 +184,15 @@ export class Channel {
     const words = control.words;
     const call: Call = { op, h: handle, a: args };
     if (permitted !== undefined) call.p = permitted;
-    if (handle !== 0) this.#waiting.delete(handle);
+    let fires = 0;
+    if (handle !== 0) {
+      this.#known.delete(handle);
+      fires = control.fires(handle);
+    }
     const request = this.#send(control, call);
     this.#await(words, request, op);
     const answer = control.read<Answer>();
+    if ("r" in answer) this.#known.set(handle, answer.r === 1 ? true : fires);
     if ("e" in answer) throw new NetworkError(answer.e as ErrorCode, answer.m);
     if ("y" in answer) throw new TypeError(answer.y);
     if ("t" in answer) throw trap(answer.t);
@@ -254,12 +260,17 @@ export class Channel {
     const ready = new Set<number>();
     const ask: number[] = [];
     for (const h of handles) {
-      const seen = this.#waiting.get(h);
-      if (seen !== undefined) {
-        const fired = control.fired(h, seen);
+      const known = this.#known.get(h);
+      if (known === true) {
+        ready.add(h);
+        continue;
+      }
+      if (known !== undefined) {
+        const fired = control.fired(h, known);
         if (fired === false) continue;
-        this.#waiting.delete(h);
+        this.#known.delete(h);
         if (fired) {
+          this.#known.set(h, true);
           ready.add(h);
           continue;
         }
@@ -270,8 +281,10 @@ export class Channel {
     const seen = ask.map((h) => control.fires(h));
     const answer = this.call("ready", 0, [ask, arm]) as number[];
     ask.forEach((h, i) => {
-      if (answer.includes(h)) ready.add(h);
-      else if (arm) this.#waiting.set(h, seen[i]);
+      if (answer.includes(h)) {
+        this.#known.set(h, true);
+        ready.add(h);
+      } else if (arm) this.#known.set(h, seen[i]);
     });
     return ready;
   }
@@ -329,7 +342,7 @@ export class Channel {
    */
   drop(handle: number): void {
     if (this.#broken || !this.#control) return;
-    this.#waiting.delete(handle);
+    this.#known.delete(handle);
     this.#drops.push(handle);
     this.#schedule();
   }

@@ -42,9 +42,13 @@ export interface Call {
   p?: boolean;
 }
 
-/** An answer: a value, a socket error (code, message), a TypeError or a trap. */
+/**
+ * An answer: a value, a socket error (code, message), a TypeError or a trap.
+ * A value answering a call on a socket says whether the socket's pollable is
+ * ready now (`r: 1`) or was armed to fire when it becomes ready (`r: 0`).
+ */
 export type Answer =
-  | { v: unknown }
+  | { v: unknown; r?: 0 | 1 }
   | { e: string; m: string }
   | { y: string }
   | { t: string };

@@ -451,7 +451,7 @@ export async function serve(setup: WorkerSetup): Promise<void> {
     const request = Atomics.load(words, REQUEST);
     if (request === seen) continue;
     seen = request;
-    let reply: Answer;
+    let reply: Answer & { r?: 0 | 1 };
     try {
       const call = control.read<Call>();
       if (call.c) {
@@ -465,6 +465,18 @@ export async function serve(setup: WorkerSetup): Promise<void> {
       if (call.d) drop(call.d);
       verdict = call.p ?? true;
       reply = { v: handle(call) };
+      // After a call on a socket, its readiness rides along, and the worker
+      // watches a socket that is not ready: the main thread's next poll of it
+      // then needs no call of its own.
+      const entry = call.h !== 0 && call.op !== "ready" ? entries.get(call.h) : undefined;
+      if (entry?.kind === "socket") {
+        const pollable = entry.pollable ??= entry.socket.subscribe();
+        if (pollable.ready()) reply.r = 1;
+        else {
+          reply.r = 0;
+          armed(call.h, pollable);
+        }
+      }
     } catch (e) {
       reply = answer(e);
     }
