@@ -31,6 +31,7 @@ const CALL_MS = 60_000;
 const STALL_MS = 15_000;
 /** Longest single Atomics.wait, so that liveness is checked in between. */
 const SLICE_MS = 500;
+
 // Runs in the worker as CommonJS (eval), so that even a failure to load the
 // worker module reaches the main thread, through the control block.
 const BOOTSTRAP = `
@@ -206,7 +207,7 @@ export class Channel {
     if (this.#unanswered !== undefined) {
       const earlier = this.#unanswered;
       this.#unanswered = undefined;
-      this.#await(words, earlier, "a batch of drops");
+      this.#await(words, earlier, "a batch of creates and drops");
     }
     if (this.#creates.length > 0) {
       call.c = this.#creates;
@@ -268,12 +269,12 @@ export class Channel {
       if (known !== undefined) {
         const fired = control.fired(h, known);
         if (fired === false) continue;
-        this.#known.delete(h);
         if (fired) {
           this.#known.set(h, true);
           ready.add(h);
           continue;
         }
+        this.#known.delete(h);
       }
       ask.push(h);
     }
