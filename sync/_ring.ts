@@ -13,6 +13,11 @@ const FLUSH_DONE = 4;
 /** Bumped by the main thread whenever it changes something the worker waits for. */
 const DOORBELL = 5;
 const ERROR_LENGTH = 6;
+// Which of R and DOORBELL a consumer waits on: a wake-up is only sent then,
+// since Atomics.notify to an async waiter wakes the other thread's event loop.
+const WAITERS = 7;
+const WAITS_TAKEN = 1;
+const WAITS_DOORBELL = 2;
 const HEADER_WORDS = 16;
 const ERROR_OFFSET = HEADER_WORDS * 4;
 const ERROR_BYTES = 448;
@@ -106,7 +111,7 @@ export class Ring {
     dst.set(this.#data.subarray(at, at + first), 0);
     if (n > first) dst.set(this.#data.subarray(0, n - first), first);
     Atomics.store(this.#h, R, (r + n) | 0);
-    Atomics.notify(this.#h, R);
+    this.#wake(R, WAITS_TAKEN);
   }
 
   /**
@@ -122,7 +127,7 @@ export class Ring {
   /** Frees the room of `n` available bytes without reading them. */
   discard(n: number): void {
     Atomics.store(this.#h, R, (Atomics.load(this.#h, R) + n) | 0);
-    Atomics.notify(this.#h, R);
+    this.#wake(R, WAITS_TAKEN);
   }
 
   /** The header flags. */
@@ -178,7 +183,16 @@ export class Ring {
   /** Wakes the other side's waits on this ring. */
   ring(): void {
     Atomics.add(this.#h, DOORBELL, 1);
-    Atomics.notify(this.#h, DOORBELL);
+    this.#wake(DOORBELL, WAITS_DOORBELL);
+  }
+
+  // The word was just changed. Sequentially consistent atomics on both sides
+  // make this safe: either the waiter's flag is seen here, or the waiter's
+  // Atomics.waitAsync sees the new value and does not wait.
+  #wake(word: number, bit: number): void {
+    if ((Atomics.load(this.#h, WAITERS) & bit) === 0) return;
+    Atomics.and(this.#h, WAITERS, ~bit);
+    Atomics.notify(this.#h, word);
   }
 
   /** The doorbell's value, to wait on with {@link changed}. */
@@ -192,6 +206,7 @@ export class Ring {
    * wait, which must not block its event loop.
    */
   changed(word: "taken" | "doorbell", seen: number): Promise<unknown> | undefined {
+    Atomics.or(this.#h, WAITERS, word === "taken" ? WAITS_TAKEN : WAITS_DOORBELL);
     const result = Atomics.waitAsync(this.#h, word === "taken" ? R : DOORBELL, seen);
     return result.async ? result.value : undefined;
   }

@@ -14,6 +14,7 @@ import {
   type TcpSocket,
 } from "../sync/mod.ts";
 import { Channel } from "../sync/_channel.ts";
+import { Ring } from "../sync/_ring.ts";
 import { LOCALHOST4, LOCALHOST6, pattern, withPort } from "./_wasi_helpers.ts";
 
 /** The error code, or stream error tag, that `fn` throws; undefined when it does not throw. */
@@ -536,5 +537,44 @@ describe("createSyncWasiSockets({ lendReadBuffers: true })", () => {
     } finally {
       p.close();
     }
+  });
+});
+
+// Settles with `promise`, or rejects once `ms` pass without it.
+async function within(promise: Promise<unknown>, ms: number, what: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      promise,
+      new Promise((_, reject) => timer = setTimeout(() => reject(new Error(`${what} was never woken`)), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("Ring (the byte ring between the threads)", () => {
+  it("Ring.changed() wakes its waiter on the next take or doorbell, and answers at once when the word already moved", async () => {
+    const ring = Ring.create(1024);
+    ring.put(new Uint8Array(8));
+    const taken = ring.changed("taken", ring.taken());
+    assert.ok(taken, "a wait on an unmoved word is pending");
+    ring.discard(8);
+    await within(taken, 2_000, "a wait for room");
+
+    const bell = ring.changed("doorbell", ring.doorbell());
+    assert.ok(bell);
+    ring.ring();
+    await within(bell, 2_000, "a wait for the doorbell");
+
+    // Nobody waits now: the next moves notify nobody, and a wait that starts
+    // after a move sees it without waiting.
+    const seen = ring.doorbell();
+    ring.ring();
+    assert.equal(ring.changed("doorbell", seen), undefined);
+    ring.put(new Uint8Array(8));
+    const before = ring.taken();
+    ring.discard(8);
+    assert.equal(ring.changed("taken", before), undefined);
   });
 });
