@@ -216,6 +216,14 @@ export interface BackendListener {
   /** Resumes after {@link pause}. */
   resume(): void;
   /**
+   * Tells the backend that the guest wants a connection and none is queued:
+   * it called accept, or it polls the listener. A backend that pulls
+   * connections (Deno's `accept()`) may take one from the kernel only then,
+   * as wasmtime does; until then they wait in the kernel's queue, up to the
+   * backlog. Backends that are handed connections leave it out.
+   */
+  demand?(): void;
+  /**
    * Applies one option to the listening socket, as {@link BackendConnection.setOption}.
    */
   setOption<K extends TcpOptionName>(name: K, value: TcpOptions[K]): boolean;

@@ -463,14 +463,20 @@ export class TcpSocket {
       if (queue.length >= this.#queueLimit() && s.tag === "listening") s.listener.pause();
       if (queue.length === 1) this.#notifier.notify();
     };
+    // A refused connection does not answer the guest's demand: ask again.
+    const refuse = (): void => {
+      connection.close();
+      const s = this.#state;
+      if (s.tag === "listening" && s.queue === queue && queue.length === 0) s.listener.demand?.();
+    };
     let permit: Promise<void> | undefined;
     try {
       permit = this.#permit(() => fromHostAddress(connection.remoteAddress), "accept");
     } catch {
-      connection.close();
+      refuse();
       return;
     }
-    if (permit) permit.then(enqueue, () => connection.close());
+    if (permit) permit.then(enqueue, refuse);
     else enqueue();
   }
 
@@ -508,7 +514,10 @@ export class TcpSocket {
       throw new NetworkError("invalid-state", "The socket is not listening");
     }
     const connection = s.queue.shift();
-    if (!connection) throw NO_CONNECTION;
+    if (!connection) {
+      s.listener.demand?.();
+      throw NO_CONNECTION;
+    }
     if (s.queue.length === this.#queueLimit() - 1) s.listener.resume();
     const socket = new TcpSocket(CREATE, this.#ctx, this.#family, this.#options);
     if (this.#changed) {
@@ -792,7 +801,10 @@ export class TcpSocket {
       case "connect-in-progress":
         return s.pending.done;
       case "listening":
-        return s.queue.length > 0;
+        if (s.queue.length > 0) return true;
+        // Whoever asks is about to accept or to wait for a connection.
+        s.listener.demand?.();
+        return false;
       default:
         return true;
     }

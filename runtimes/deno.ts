@@ -9,6 +9,9 @@
  * - listen: `Deno.listen` on the same address and port with `tcpBacklog`
  *   (SO_REUSEADDR lets it bind next to the held socket), then the held socket
  *   is closed, so the port is never free in between.
+ * - accept: `listener.accept()` only while the guest asks for a connection
+ *   (the core's `demand`), one per ask, as wasmtime accepts; meanwhile the
+ *   kernel queues them up to the backlog.
  * - connect: `Deno.connect`; from a binding, which `Deno.connect` cannot do,
  *   the held socket is closed and Deno's node:net connects with
  *   `localAddress`/`localPort`, giving a node:net connection.
@@ -158,12 +161,11 @@ class DenoConnection implements BackendConnection {
   #queued = 0;
   #writing = false;
   #needDrain = false;
+  #noDelay = false;
 
   constructor(conn: Deno.TcpConn, pool: BufferPool) {
     this.#conn = conn;
     this.#pool = pool;
-    // See NodeConnection: Nagle would hold the tail of every chunk.
-    conn.setNoDelay(true);
   }
 
   // Lazy: most connections never ask, and parsing both costs a few percent
@@ -248,6 +250,12 @@ class DenoConnection implements BackendConnection {
 
   write(chunk: Uint8Array): boolean {
     if (this.#done || this.#sendShut) return true;
+    if (!this.#noDelay) {
+      // See NodeConnection: Nagle would hold the tail of every chunk. Set at
+      // the first write, so a connection that never writes saves the op.
+      this.#noDelay = true;
+      this.#conn.setNoDelay(true);
+    }
     if (chunk.byteLength !== 0) {
       this.#queue.push(chunk);
       this.#queued += chunk.byteLength;
@@ -375,6 +383,9 @@ class DenoListener implements BackendListener {
   #request: ListenRequest;
   #pool: BufferPool;
   #paused = false;
+  // The guest waits for a connection that has not been taken yet.
+  #wanted = false;
+  #running = false;
   #accepting: Promise<Deno.TcpConn> | undefined;
   #closed = false;
 
@@ -383,18 +394,21 @@ class DenoListener implements BackendListener {
     this.#pool = pool;
     this.#request = request;
     this.localAddress = netAddr(listener.addr);
-    this.#accept();
   }
 
+  // Takes connections while the guest wants one. Accepting ahead of demand
+  // would cost every connection an accept(2) that finds nothing, an epoll
+  // registration and a wake-up; the kernel queues them meanwhile.
   async #accept(): Promise<void> {
-    while (!this.#paused) {
+    this.#running = true;
+    while (this.#wanted && !this.#paused) {
       let conn: Deno.TcpConn;
       try {
         this.#accepting = this.#listener.accept();
         conn = await this.#accepting;
       } catch (error) {
         this.#accepting = undefined;
-        if (this.#closed) return;
+        if (this.#closed) break;
         const failure = denoNetworkError(
           error,
           "accept",
@@ -402,17 +416,26 @@ class DenoListener implements BackendListener {
         );
         // The peer gave up before we took it; the listener is fine.
         if (failure.payload === "connection-aborted") continue;
+        this.#running = false;
         this.#request.onError(failure);
         return;
       }
       this.#accepting = undefined;
       if (this.#closed) {
         conn.close();
-        return;
+        break;
       }
+      // Cleared first: the core asks again, at once, if it refuses this one.
+      this.#wanted = false;
       this.#request.onConnection(new DenoConnection(conn, this.#pool));
-      if (this.#closed) return;
+      if (this.#closed) break;
     }
+    this.#running = false;
+  }
+
+  demand(): void {
+    this.#wanted = true;
+    if (!this.#running && !this.#paused && !this.#closed) this.#accept();
   }
 
   pause(): void {
@@ -422,7 +445,7 @@ class DenoListener implements BackendListener {
   resume(): void {
     if (this.#closed || !this.#paused) return;
     this.#paused = false;
-    if (this.#accepting === undefined) this.#accept();
+    if (this.#wanted && !this.#running) this.#accept();
   }
 
   setOption<K extends TcpOptionName>(_name: K, _value: TcpOptions[K]): boolean {

@@ -182,6 +182,8 @@ class Server {
 
   async next(): Promise<BackendConnection> {
     if (this.#accepted.length === 0) {
+      // As the core does when the guest accepts: a backend may wait for it.
+      this.listener.demand?.();
       await within(new Promise<void>((resolve) => (this.#waiter = resolve)), "accept a connection");
       this.#waiter = undefined;
     }

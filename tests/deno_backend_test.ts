@@ -7,6 +7,8 @@ import { createWasiSockets } from "../core/wasi_sockets.ts";
 import type { InputStream, OutputStream } from "../core/streams.ts";
 import { StreamError } from "../core/errors.ts";
 import { backendSuite } from "./_backend_suite.ts";
+import type { BackendConnection, BackendListener } from "../core/backend.ts";
+import { defaultOptions } from "../core/_options.ts";
 import {
   accept,
   connect,
@@ -133,6 +135,46 @@ describe("runtimes/deno.ts", { skip: typeof Deno === "undefined" ? "needs Deno" 
       }
     } finally {
       listener[Symbol.dispose]();
+    }
+  });
+  it("createDenoBackend() listeners take a connection from the kernel only on demand(), one per demand", async () => {
+    const backend = createDenoBackend();
+    const binding = await backend.bind({ local: { family: "ipv4", address: "127.0.0.1", port: 0 }, ipv6Only: true });
+    const got: BackendConnection[] = [];
+    const peers: Deno.TcpConn[] = [];
+    let listener: BackendListener | undefined;
+    // Enough turns of the event loop for an accept that was already pending to land.
+    const turns = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+    };
+    try {
+      listener = await binding.listen({
+        backlog: 8,
+        options: defaultOptions(),
+        changed: new Set(),
+        onConnection: (c) => got.push(c),
+        onError: () => {},
+      });
+      const port = listener.localAddress.port;
+      // The kernel completes both handshakes whether or not anyone accepts.
+      peers.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      peers.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      await turns();
+      assert.equal(got.length, 0, "no connection is taken before demand()");
+      listener.demand!();
+      const deadline = performance.now() + 5_000;
+      while (got.length === 0 && performance.now() < deadline) await turns();
+      assert.equal(got.length, 1, "demand() takes one connection");
+      await turns();
+      assert.equal(got.length, 1, "the other stays in the kernel's queue");
+      listener.demand!();
+      while (got.length === 1 && performance.now() < deadline) await turns();
+      assert.equal(got.length, 2, "the next demand() takes it");
+    } finally {
+      for (const c of got) c.close();
+      for (const p of peers) p.close();
+      listener?.close();
+      binding.close();
     }
   });
 });

@@ -5,7 +5,15 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import type {
+  BackendConnection,
+  BackendListener,
+  HostAddress,
+  ListenRequest,
+  TcpBackend,
+} from "../core/backend.ts";
 import type { IpSocketAddress } from "../core/ip_socket_address.ts";
+import { createWasiSockets } from "../core/wasi_sockets.ts";
 import type { NetworkUse } from "../core/tcp_socket.ts";
 import { TcpSocket } from "../core/tcp_socket.ts";
 import {
@@ -1095,5 +1103,117 @@ describe("TcpSocket drop", () => {
       assert.equal((await readAll(server.input)).length, 0);
       assert.equal(env.net.stats.connections, 1, "only the accepted end is left");
     });
+  });
+});
+
+// A backend that pulls connections, as Deno's does: it records every demand
+// and hands over a connection only when the test says so.
+class PullListener implements BackendListener {
+  readonly localAddress: HostAddress = { family: "ipv4", address: "127.0.0.1", port: 4000 };
+  demands = 0;
+  request!: ListenRequest;
+  demand(): void {
+    this.demands++;
+  }
+  pause(): void {}
+  resume(): void {}
+  setOption(): boolean {
+    return false;
+  }
+  close(): void {}
+}
+
+class StubConnection implements BackendConnection {
+  readonly localAddress: HostAddress = { family: "ipv4", address: "127.0.0.1", port: 4000 };
+  readonly remoteAddress: HostAddress;
+  closed = false;
+  constructor(port: number) {
+    this.remoteAddress = { family: "ipv4", address: "127.0.0.1", port };
+  }
+  start(): void {}
+  write(): boolean {
+    return true;
+  }
+  pause(): void {}
+  resume(): void {}
+  shutdown(): void {}
+  setOption(): boolean {
+    return false;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function pullBackend(listener: PullListener): TcpBackend {
+  return {
+    name: "pull",
+    realOptions: new Set(),
+    bind: () => ({
+      localAddress: listener.localAddress,
+      listen: (request: ListenRequest) => {
+        listener.request = request;
+        return listener;
+      },
+      close: () => {},
+    }),
+    connect: () => Promise.reject(new Error("Not used")),
+  };
+}
+
+describe("TcpSocket listening on a backend that pulls connections", () => {
+  it("TcpSocket.accept() and the listener's pollable ask the backend for a connection only while none is queued", async () => {
+    const pull = new PullListener();
+    const wasi = createWasiSockets({ backend: pullBackend(pull) });
+    const listener = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      listener.startBind(wasi.instanceNetwork.instanceNetwork(), LOCALHOST4);
+      await finish(listener, () => listener.finishBind(), "bind");
+      listener.startListen();
+      await finish(listener, () => listener.finishListen(), "listen");
+      assert.equal(pull.demands, 0, "listening alone takes no connection");
+
+      assertCode(() => listener.accept(), "would-block");
+      assert.equal(pull.demands, 1, "accept() on an empty queue asks");
+      const pollable = listener.subscribe();
+      assert.equal(pollable.ready(), false);
+      assert.equal(pull.demands, 2, "a readiness check on an empty queue asks");
+
+      pull.request.onConnection(new StubConnection(5000));
+      assert.equal(pollable.ready(), true);
+      assert.equal(pull.demands, 2, "nothing is asked while a connection waits");
+      const [socket, input, output] = listener.accept();
+      assert.equal(socket.remoteAddress().val.port, 5000);
+      input[Symbol.dispose]();
+      output[Symbol.dispose]();
+      socket[Symbol.dispose]();
+    } finally {
+      listener[Symbol.dispose]();
+    }
+  });
+
+  it("TcpSocket.accept() asks the backend again when the permission hook refuses the connection it got", async () => {
+    const pull = new PullListener();
+    const wasi = createWasiSockets({
+      backend: pullBackend(pull),
+      permission: (address, use) => use !== "accept" || address.val.port !== 6666,
+    });
+    const listener = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      listener.startBind(wasi.instanceNetwork.instanceNetwork(), LOCALHOST4);
+      await finish(listener, () => listener.finishBind(), "bind");
+      listener.startListen();
+      await finish(listener, () => listener.finishListen(), "listen");
+      assertCode(() => listener.accept(), "would-block");
+      assert.equal(pull.demands, 1);
+      const refused = new StubConnection(6666);
+      pull.request.onConnection(refused);
+      await macrotasks(2);
+      assert.ok(refused.closed, "the refused connection is closed");
+      assert.equal(pull.demands, 2, "and the guest's demand is passed on again");
+      assertCode(() => listener.accept(), "would-block");
+    } finally {
+      listener[Symbol.dispose]();
+    }
   });
 });
