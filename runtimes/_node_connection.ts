@@ -21,6 +21,10 @@ const NS_PER_MS = 1_000_000n;
 // Linux's default TCP_KEEPIDLE, used until the core sets another.
 const DEFAULT_IDLE_MS = 7_200_000;
 const OWNER: unique symbol = Symbol("NodeConnection");
+// Under Node, libuv watches a paused socket for nothing, so it cannot fail or
+// end before our first read, write or end. Deno's and Bun's node:net may still
+// report a peer's reset then, so there the local address is read at once.
+const PAUSED_IS_QUIET = !("Deno" in globalThis) && !("Bun" in globalThis);
 
 type OwnedSocket = net.Socket & { [OWNER]: NodeConnection };
 type Listener<A extends unknown[]> = (this: OwnedSocket, ...args: A) => void;
@@ -83,11 +87,13 @@ export function nodeHostAddress(
  * ```
  */
 export class NodeConnection implements BackendConnection {
-  /** The local end, as the OS reports it. */
-  readonly localAddress: HostAddress;
-  /** The remote end, as the OS reports it. */
-  readonly remoteAddress: HostAddress;
   #socket: net.Socket;
+  #local: HostAddress | undefined;
+  #remote: HostAddress | undefined;
+  // Set at the first read, write or end: from then on node:net may destroy
+  // the socket by itself (an error, or both directions ended), after which
+  // it can no longer tell the local address, so it is read before that.
+  #live = false;
   #sink: ConnectionSink | undefined;
   // Events that arrive before start(), in case a runtime emits any while paused.
   #early: Uint8Array[] | undefined;
@@ -114,9 +120,10 @@ export class NodeConnection implements BackendConnection {
    */
   constructor(socket: net.Socket, local?: HostAddress, remote?: HostAddress) {
     this.#socket = socket;
-    // Read now: node:net cannot tell them any more once the socket is destroyed.
-    this.localAddress = local ?? nodeHostAddress(socket.localAddress, socket.localPort);
-    this.remoteAddress = remote ?? nodeHostAddress(socket.remoteAddress, socket.remotePort);
+    this.#local = local;
+    // Read now: once the peer resets the connection, getpeername(2) fails.
+    this.#remote = remote ?? nodeHostAddress(socket.remoteAddress, socket.remotePort);
+    if (!PAUSED_IS_QUIET) this.#goLive();
     // Readable streams keep data buffered while paused, so nothing is lost
     // between here and start().
     socket.pause();
@@ -126,6 +133,25 @@ export class NodeConnection implements BackendConnection {
     socket.on("drain", onDrain);
     // Also keeps a late error (after close) from becoming an uncaught exception.
     socket.on("error", onError);
+  }
+
+  /** The local end, as the OS reports it. */
+  get localAddress(): HostAddress {
+    return this.#local ??= nodeHostAddress(this.#socket.localAddress, this.#socket.localPort);
+  }
+
+  /** The remote end, as the OS reports it. */
+  get remoteAddress(): HostAddress {
+    return this.#remote!;
+  }
+
+  // getsockname(2) works until the socket is closed, and until the first
+  // read, write or end only we can close it: a connection that is closed
+  // before any I/O (a probe, a refused accept) never pays for it.
+  #goLive(): void {
+    if (this.#live) return;
+    this.#live = true;
+    void this.localAddress;
   }
 
   static {
@@ -201,7 +227,10 @@ export class NodeConnection implements BackendConnection {
       return;
     }
     if (this.#earlyEnd && !this.#done) sink.end();
-    if (!this.#done && !this.#paused && !this.#receiveShut) this.#socket.resume();
+    if (!this.#done && !this.#paused && !this.#receiveShut) {
+      this.#goLive();
+      this.#socket.resume();
+    }
   }
 
   /**
@@ -213,6 +242,7 @@ export class NodeConnection implements BackendConnection {
    */
   write(chunk: Uint8Array): boolean {
     if (this.#done || this.#sendShut) return true;
+    if (!this.#live) this.#goLive();
     if (!this.#noDelay) {
       // The core hands over whole chunks the guest has already batched, and a
       // 64 KiB chunk is one loopback segment plus a few bytes, which Nagle
@@ -237,7 +267,10 @@ export class NodeConnection implements BackendConnection {
   resume(): void {
     if (this.#done || this.#receiveShut) return;
     this.#paused = false;
-    if (this.#sink !== undefined) this.#socket.resume();
+    if (this.#sink !== undefined) {
+      this.#goLive();
+      this.#socket.resume();
+    }
   }
 
   /**
@@ -253,6 +286,7 @@ export class NodeConnection implements BackendConnection {
       if (this.#sendShut) return;
       this.#sendShut = true;
       this.#needDrain = false;
+      this.#goLive();
       this.#socket.end();
     } else {
       this.#receiveShut = true;

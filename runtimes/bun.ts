@@ -137,7 +137,14 @@ function hostAddress(family: IpFamily, address: string, port: number): HostAddre
 /** The per-listener value Bun hands to `open` as `socket.data`. */
 interface ListenContext {
   family: IpFamily;
+  /** The listener's address when it is a specific one: then every accepted socket's local end. */
+  local?: HostAddress;
   onConnection(connection: BackendConnection): void;
+}
+
+/** The local end accepted sockets share: the listener's address, unless unspecified. */
+function specificLocal(a: HostAddress): HostAddress | undefined {
+  return a.address === "0.0.0.0" || a.address === "::" ? undefined : a;
 }
 
 /**
@@ -148,6 +155,11 @@ class BunConnection implements BackendConnection {
   #local: HostAddress | undefined;
   #remote: HostAddress | undefined;
   #remotePort = 0;
+  /** For a connection we dial: the peer, which Bun would otherwise be asked for. */
+  dialled: HostAddress | undefined;
+  #localPort = 0;
+  #remoteIp = "";
+  #localIp = "";
   #family: IpFamily;
   #socket: BunSocket | undefined;
   #sink: ConnectionSink | undefined;
@@ -175,10 +187,23 @@ class BunConnection implements BackendConnection {
   }
 
   /** Binds to the socket Bun opened. */
-  attach(socket: BunSocket): void {
+  attach(socket: BunSocket, known?: { local?: HostAddress; remote?: HostAddress }): void {
     this.#socket = socket;
-    // Bun forgets the remote port once the socket closes; the rest it keeps.
-    this.#remotePort = socket.remotePort;
+    // Bun forgets every address once the socket closes, which a peer's reset
+    // does at any time: keep now what the getters need and the caller does
+    // not know already (the listener's own address, the address dialled).
+    const local = known?.local;
+    const remote = known?.remote;
+    if (local) this.#local = { ...local };
+    else {
+      this.#localIp = socket.localAddress;
+      this.#localPort = socket.localPort;
+    }
+    if (remote) this.#remote = { ...remote };
+    else {
+      this.#remoteIp = socket.remoteAddress;
+      this.#remotePort = socket.remotePort;
+    }
   }
 
   // Built on first use and kept: most connections never ask (the core asks
@@ -196,8 +221,8 @@ class BunConnection implements BackendConnection {
     const socket = this.#socket;
     if (!socket) return { family: f, address: f === "ipv6" ? "::" : "0.0.0.0", port: 0 };
     return remote
-      ? hostAddress(f, socket.remoteAddress, this.#remotePort)
-      : hostAddress(f, socket.localAddress, socket.localPort);
+      ? hostAddress(f, this.#remoteIp, this.#remotePort)
+      : hostAddress(f, this.#localIp, this.#localPort);
   }
 
   get attached(): boolean {
@@ -424,7 +449,7 @@ const SERVER_HANDLERS: BunHandlers = {
   open(socket) {
     const ctx = socket.data as ListenContext;
     const connection = new BunConnection(ctx.family);
-    connection.attach(socket);
+    connection.attach(socket, { local: ctx.local });
     socket.data = connection;
     ctx.onConnection(connection);
   },
@@ -448,7 +473,8 @@ const SERVER_HANDLERS: BunHandlers = {
 const CLIENT_HANDLERS: BunHandlers = {
   ...SERVER_HANDLERS,
   open(socket) {
-    (socket.data as BunConnection).attach(socket);
+    const connection = socket.data as BunConnection;
+    connection.attach(socket, { remote: connection.dialled });
   },
   // The promise of Bun.connect carries the error; this only marks it handled.
   connectError() {},
@@ -523,6 +549,7 @@ class FfiBinding implements BackendBinding {
     // listening socket.
     const context: ListenContext = {
       family: this.localAddress.family,
+      local: specificLocal(this.localAddress),
       onConnection: request.onConnection,
     };
     let handle: BunListenerHandle;
@@ -576,7 +603,11 @@ class ProbeBinding implements BackendBinding {
   listen(request: ListenRequest): BackendListener {
     if (this.#closed) throw new NetworkError("invalid-state", "The binding is closed");
     const a = this.localAddress;
-    const context: ListenContext = { family: a.family, onConnection: request.onConnection };
+    const context: ListenContext = {
+      family: a.family,
+      local: specificLocal(a),
+      onConnection: request.onConnection,
+    };
     let handle: BunListenerHandle;
     try {
       handle = bunApi().listen({
@@ -655,6 +686,7 @@ function probeBind(request: BindRequest): BackendBinding {
 async function connect(request: ConnectRequest): Promise<BackendConnection> {
   const { remote, binding } = request;
   const connection = new BunConnection(remote.family);
+  connection.dialled = remote;
   const options: Record<string, unknown> = {
     hostname: remote.address,
     port: remote.port,
@@ -675,7 +707,7 @@ async function connect(request: ConnectRequest): Promise<BackendConnection> {
     // Held until now so that nobody else could take the port meanwhile.
     binding?.close();
   }
-  if (!connection.attached) connection.attach(socket);
+  if (!connection.attached) connection.attach(socket, { remote: connection.dialled });
   for (const name of request.changed) connection.setOption(name, request.options[name]);
   return connection;
 }

@@ -456,6 +456,41 @@ export function backendSuite({ label, create, noIpv6Only }: SuiteOptions): void 
     }
   });
 
+  it(`${label} connections keep their addresses after the peer resets them, before or after start()`, async () => {
+    const backend = create();
+    const server = await Server.open(backend);
+    const accepted: BackendConnection[] = [];
+    const peers: net.Socket[] = [];
+    try {
+      for (const resetBeforeStart of [true, false]) {
+        const peer = await rawConnect("127.0.0.1", server.port);
+        peers.push(peer);
+        const peerPort = peer.localPort;
+        const connection = await server.next();
+        accepted.push(connection);
+        const rec = new Recorder();
+        const closed = once(peer, "close", "the peer resets");
+        if (resetBeforeStart) {
+          peer.resetAndDestroy();
+          await closed;
+          connection.start(rec);
+        } else {
+          connection.start(rec);
+          peer.resetAndDestroy();
+          await closed;
+        }
+        await rec.until(() => rec.failure !== undefined || rec.ended, "the reset reaches the connection");
+        const when = resetBeforeStart ? "reset before start()" : "reset after start()";
+        assert.deepEqual(connection.localAddress, host("127.0.0.1", server.port), when);
+        assert.deepEqual(connection.remoteAddress, host("127.0.0.1", peerPort), when);
+      }
+    } finally {
+      for (const c of accepted) c.close();
+      for (const p of peers) p.destroy();
+      server.close();
+    }
+  });
+
   it(`${label}.shutdown() "send" delivers every byte, then end, while the peer can still send`, async () => {
     const backend = create();
     const server = await Server.open(backend);
