@@ -105,7 +105,6 @@ export class NodeConnection implements BackendConnection {
   #receiveShut = false;
   #sendShut = false;
   #needDrain = false;
-  #noDelay = false;
   #keepAlive = false;
   #idleMs = DEFAULT_IDLE_MS;
 
@@ -243,15 +242,6 @@ export class NodeConnection implements BackendConnection {
   write(chunk: Uint8Array): boolean {
     if (this.#done || this.#sendShut) return true;
     if (!this.#live) this.#goLive();
-    if (!this.#noDelay) {
-      // The core hands over whole chunks the guest has already batched, and a
-      // 64 KiB chunk is one loopback segment plus a few bytes, which Nagle
-      // would hold until the peer's (delayed) ACK. Bun's sockets are like this
-      // by default. Set at the first write: a connection that never writes
-      // (most accepted-and-closed ones) saves the setsockopt(2).
-      this.#noDelay = true;
-      this.#socket.setNoDelay(true);
-    }
     if (this.#socket.write(chunk)) return true;
     this.#needDrain = true;
     return false;

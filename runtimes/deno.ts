@@ -161,7 +161,6 @@ class DenoConnection implements BackendConnection {
   #queued = 0;
   #writing = false;
   #needDrain = false;
-  #noDelay = false;
 
   constructor(conn: Deno.TcpConn, pool: BufferPool) {
     this.#conn = conn;
@@ -250,12 +249,6 @@ class DenoConnection implements BackendConnection {
 
   write(chunk: Uint8Array): boolean {
     if (this.#done || this.#sendShut) return true;
-    if (!this.#noDelay) {
-      // See NodeConnection: Nagle would hold the tail of every chunk. Set at
-      // the first write, so a connection that never writes saves the op.
-      this.#noDelay = true;
-      this.#conn.setNoDelay(true);
-    }
     if (chunk.byteLength !== 0) {
       this.#queue.push(chunk);
       this.#queued += chunk.byteLength;
