@@ -166,7 +166,9 @@ interface Conformance {
 
 async function load<T>(name: GuestName, mode: string): Promise<T> {
   if (mode !== "jspi" && mode !== "sync" && mode !== "reference") throw new Error(`Unknown mode ${mode}`);
-  return await importGuest<T>(await buildGuest(name, mode as GuestMode), `runner-${process.pid}`);
+  // One instance per process, and each process has its own module map: every
+  // runner can load the same copy.
+  return await importGuest<T>(await buildGuest(name, mode as GuestMode), "runner");
 }
 
 function print(value: unknown): void {
