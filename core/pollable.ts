@@ -74,20 +74,34 @@ export interface PollSource {
   readonly deadline?: number;
 }
 
-// Guests that poll in a loop with something always ready (a zero-duration
-// clock) would otherwise resume on microtasks forever under JSPI and starve
-// the runtime's I/O; every YIELD_MS we hand the event loop one macrotask.
-const YIELD_MS = 2;
+// Guests that poll in a loop with something always ready would otherwise
+// resume on microtasks forever under JSPI and starve the runtime's I/O, so
+// now and then we hand the event loop one macrotask. A guest whose only ready
+// pollables are clocks (a busy poll with a zero-duration clock) is waiting
+// for I/O: it yields every 2 ms. One with a ready stream or socket is doing
+// work, and how often it yields follows what a macrotask costs, so that at
+// most a tenth of its time goes to yielding: Node's and Bun's setImmediate
+// take microseconds (every 2 ms), Deno's setTimeout(0) about 2 ms (every
+// ~20 ms, instead of halving the guest's speed).
+const MIN_YIELD_MS = 2;
+const MAX_YIELD_MS = 50;
+const YIELD_SHARE = 10;
+let yieldEvery = MIN_YIELD_MS;
 const RESOLVED: Promise<void> = Promise.resolve();
 const MAX_TIMER_MS = 0x7fff_ffff;
 let lastYield = 0;
 
 // setTimeout(0) lets every runtime poll for I/O; backends offer a cheaper
-// macrotask where their runtime has one (setImmediate on Node).
+// macrotask where their runtime has one (setImmediate on Node and Bun).
 let scheduleMacrotask: (cb: () => void) => void = (cb) => setTimeout(cb, 0);
 
 function macrotask(resolve: () => void): void {
-  scheduleMacrotask(resolve);
+  const start = performance.now();
+  scheduleMacrotask(() => {
+    const cost = performance.now() - start;
+    yieldEvery = Math.min(MAX_YIELD_MS, Math.max(MIN_YIELD_MS, cost * YIELD_SHARE));
+    resolve();
+  });
 }
 
 /**
@@ -108,6 +122,9 @@ export function useMacrotask(schedule: (cb: () => void) => void): void {
 /**
  * Lets the event loop run I/O if the caller has not waited for a while.
  *
+ * @param working Whether a stream or socket is ready (the caller has work),
+ *   rather than only clocks (the caller spins waiting for I/O): a working
+ *   caller yields less often where a macrotask is expensive.
  * @returns A promise that resolves after a macrotask when one is due, at once otherwise.
  * @example
  * ```ts
@@ -115,9 +132,9 @@ export function useMacrotask(schedule: (cb: () => void) => void): void {
  * await yieldToEventLoop();
  * ```
  */
-export function yieldToEventLoop(): Promise<void> | undefined {
+export function yieldToEventLoop(working = false): Promise<void> | undefined {
   const now = performance.now();
-  if (now - lastYield < YIELD_MS) return undefined;
+  if (now - lastYield < (working ? yieldEvery : MIN_YIELD_MS)) return undefined;
   lastYield = now;
   return new Promise(macrotask);
 }
@@ -164,7 +181,7 @@ export class Pollable {
    */
   block(): Promise<void> {
     const source = this.#source;
-    if (source.ready()) return yieldToEventLoop() ?? RESOLVED;
+    if (source.ready()) return yieldToEventLoop(source.notifier !== undefined) ?? RESOLVED;
     return waitFor(source);
   }
 
@@ -231,7 +248,11 @@ async function waitReady(list: readonly Pollable[]): Promise<Uint32Array> {
   for (;;) {
     const ready = readyIndices(list);
     if (ready) {
-      const y = yieldToEventLoop();
+      let working = false;
+      for (let i = 0; i < ready.length && !working; i++) {
+        working = sourceOf(list[ready[i]]).notifier !== undefined;
+      }
+      const y = yieldToEventLoop(working);
       if (y) await y;
       return ready;
     }

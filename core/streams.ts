@@ -176,18 +176,28 @@ class Receiver implements PollSource {
 }
 
 // The send side of one connection, shared by the sink and the OutputStream.
+// As in wasmtime, check-write's answer is a budget that writes use up, so a
+// guest may split what it was allowed over several writes: it is refilled
+// while the backend takes more, and kept (not taken back) while it drains.
 class Sender implements PollSource {
   readonly notifier: Notifier = new Notifier();
+  // The backend is below its high-water mark: what a flush waits for.
   writable = true;
+  budget = WRITE_BUDGET;
   closed = false;
   released = false;
   error: IoError | undefined;
   errorReported = false;
+  // Ready when everything written is with the backend below its mark.
+  readonly flushed: PollSource = {
+    ready: () => this.writable || this.closed || this.error !== undefined,
+    notifier: this.notifier,
+  };
 
   constructor(readonly connection: BackendConnection) {}
 
   ready(): boolean {
-    return this.writable || this.closed || this.error !== undefined;
+    return this.budget > 0 || this.closed || this.error !== undefined;
   }
 
   check(): void {
@@ -200,13 +210,17 @@ class Sender implements PollSource {
 
   write(chunk: Uint8Array): void {
     this.check();
-    if (chunk.length > (this.writable ? WRITE_BUDGET : 0)) {
-      throw trap(
-        `Write of ${chunk.length} bytes exceeds the ${this.writable ? WRITE_BUDGET : 0} bytes check-write allowed`,
-      );
+    if (chunk.length > this.budget) {
+      throw trap(`Write of ${chunk.length} bytes exceeds the ${this.budget} bytes check-write allowed`);
     }
     if (chunk.length === 0) return;
-    if (!this.connection.write(chunk)) this.writable = false;
+    if (this.connection.write(chunk)) {
+      this.writable = true;
+      this.budget = WRITE_BUDGET;
+    } else {
+      this.writable = false;
+      this.budget -= chunk.length;
+    }
   }
 
   // FIN once queued bytes are out; deferred like Receiver.shutdown.
@@ -236,6 +250,7 @@ class Sink implements ConnectionSink {
 
   drain(): void {
     this.tx.writable = true;
+    this.tx.budget = WRITE_BUDGET;
     this.tx.notifier.notify();
   }
 
@@ -409,14 +424,15 @@ export class OutputStream {
   /**
    * How many bytes the next {@link write} may take.
    *
-   * @returns 65536 when the connection can take more, 0 while it drains.
+   * @returns 65536 while the connection takes more; while it drains, what is
+   * left of the last answer (writes use it up), down to 0.
    * @throws {StreamError} `closed` after shutdown(send); `last-operation-failed`
    * once after a connection error.
    */
   checkWrite(): bigint {
     const tx = this.#tx;
     tx.check();
-    return tx.writable ? WRITE_BUDGET_BIG : 0n;
+    return tx.budget === WRITE_BUDGET ? WRITE_BUDGET_BIG : BigInt(tx.budget);
   }
 
   /**
@@ -454,8 +470,15 @@ export class OutputStream {
     }
     const tx = this.#tx;
     tx.check();
-    if (!tx.ready()) await waitFor(tx);
-    tx.write(contents);
+    // What is left of a budget may be less than `contents`: write in pieces.
+    let done = 0;
+    do {
+      if (!tx.ready()) await waitFor(tx);
+      tx.check();
+      const n = Math.min(tx.budget, contents.length - done);
+      tx.write(n === contents.length ? contents : contents.subarray(done, done + n));
+      done += n;
+    } while (done < contents.length);
     await this.blockingFlush();
   }
 
@@ -478,7 +501,7 @@ export class OutputStream {
   async blockingFlush(): Promise<void> {
     const tx = this.#tx;
     tx.check();
-    if (!tx.ready()) await waitFor(tx);
+    if (!tx.flushed.ready()) await waitFor(tx.flushed);
     tx.check();
   }
 
@@ -502,11 +525,12 @@ export class OutputStream {
   writeZeroes(len: bigint): void {
     checkBigint(len, "len");
     const n = toLength(len);
-    this.#tx.check();
-    if (n > WRITE_BUDGET) {
-      throw trap(`Write of ${len} zero bytes exceeds the check-write budget`);
+    const tx = this.#tx;
+    tx.check();
+    if (n > tx.budget) {
+      throw trap(`Write of ${len} zero bytes exceeds the ${tx.budget} bytes check-write allowed`);
     }
-    this.#tx.write(new Uint8Array(n));
+    tx.write(new Uint8Array(n));
   }
 
   /**
@@ -542,7 +566,7 @@ export class OutputStream {
     checkBigint(len, "len");
     const tx = this.#tx;
     tx.check();
-    const room = tx.writable ? WRITE_BUDGET : 0;
+    const room = tx.budget;
     const want = len > BigInt(room) ? room : Number(len);
     if (want === 0) return 0n;
     const bytes = src.read(BigInt(want));

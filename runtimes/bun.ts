@@ -746,6 +746,11 @@ export function createBunBackend(): TcpBackend {
   return {
     name: "bun",
     realOptions,
+    // Bun runs immediates after polling its sockets, in microseconds, where
+    // setTimeout(0) takes a millisecond.
+    macrotask: (cb: () => void): void => {
+      setImmediate(cb);
+    },
     bind(request: BindRequest): BackendBinding {
       if (!ffi) return probeBind(request);
       const { fd, address } = reserve(request.local, request.ipv6Only);

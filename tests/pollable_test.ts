@@ -4,7 +4,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Pollable } from "../core/pollable.ts";
+import { Notifier, Pollable, poll, useMacrotask } from "../core/pollable.ts";
 import {
   accepted,
   bound,
@@ -141,18 +141,21 @@ describe("Stream pollables", () => {
     });
   });
 
-  it("OutputStream.subscribe() is ready while writable and not while check-write is 0", async () => {
+  it("OutputStream.subscribe() is ready while check-write allows bytes and not once they are used up", async () => {
     await withEnv({ network: { windowSize: 0 } }, async (env) => {
       const { client, server } = await pair(env);
       const pollable = client.output.subscribe();
       assert.equal(pollable.ready(), true);
       client.output.write(new Uint8Array([1, 2]));
+      assert.equal(client.output.checkWrite(), 65534n, "the rest of the budget stays while it drains");
+      assert.equal(pollable.ready(), true);
+      client.output.write(new Uint8Array(65534));
       assert.equal(client.output.checkWrite(), 0n);
       assert.equal(pollable.ready(), false);
-      const reading = readAll(server.input, 2);
+      const reading = readAll(server.input, 65536);
       await waitUntil(pollable, "drain");
       assert.equal(client.output.checkWrite(), 65536n);
-      assert.deepEqual([...await reading], [1, 2]);
+      assert.deepEqual([...(await reading).subarray(0, 2)], [1, 2]);
       client.socket.shutdown("send");
       assert.equal(pollable.ready(), true, "a closed output is ready");
     });
@@ -326,6 +329,29 @@ describe("Busy polling", () => {
       }
       assert.equal(got, TOTAL);
     });
+  });
+
+  it("poll() yields to a slow event loop less often while a stream is ready than while only clocks are", async () => {
+    // A macrotask that costs ~5 ms, as Deno's setTimeout(0) costs ~2 ms.
+    let yields = 0;
+    useMacrotask((cb) => {
+      yields++;
+      setTimeout(cb, 5);
+    });
+    try {
+      const yieldsIn = async (pollable: Pollable): Promise<number> => {
+        yields = 0;
+        const end = performance.now() + 300;
+        while (performance.now() < end) await poll([pollable]);
+        return yields;
+      };
+      const spinning = await yieldsIn(new Pollable({ ready: () => true, deadline: 0 }));
+      const working = await yieldsIn(new Pollable({ ready: () => true, notifier: new Notifier() }));
+      assert.ok(spinning >= 15, `a busy poll on a clock yields every 2 ms: ${spinning} yields in 300 ms`);
+      assert.ok(working * 3 <= spinning, `a ready stream yields far less often: ${working} against ${spinning}`);
+    } finally {
+      useMacrotask((cb) => setTimeout(cb, 0));
+    }
   });
 
   it("poll() with a zero-duration clock in a busy loop lets a connect and an accept complete", async () => {
