@@ -142,6 +142,15 @@ export interface BackendConnection {
    * should wait for {@link ConnectionSink.drain}.
    */
   write(chunk: Uint8Array): boolean;
+  /**
+   * Asks whether every byte written so far has been handed to the OS: what a
+   * guest's flush waits for.
+   *
+   * @returns `true` if so; `false` otherwise, and {@link ConnectionSink.drain}
+   * follows once it has. A backend without it is taken to be flushed
+   * whenever {@link write} last answered `true`.
+   */
+  flush?(): boolean;
   /** Stops reading from the OS, so that the kernel's window applies backpressure. */
   pause(): void;
   /** Resumes reading after {@link pause}. */

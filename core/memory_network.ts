@@ -590,6 +590,15 @@ class Pipe {
     return ok;
   }
 
+  // Flushed as a kernel would be: nothing staged, and no more in flight
+  // than the reader's window takes.
+  flush(): boolean {
+    if (this.#dead || this.reader.dropping()) return true;
+    const done = this.#stagedBytes === 0 && this.#queued <= this.reader.world.window;
+    if (!done) this.#needDrain = true;
+    return done;
+  }
+
   shutdown(): void {
     if (this.fin) return;
     this.fin = true;
@@ -787,6 +796,11 @@ class End implements MemoryConnection {
   write(chunk: Uint8Array): boolean {
     if (this.#closed || this.#sendShut || this.#error) return true;
     return this.outgoing.write(chunk);
+  }
+
+  flush(): boolean {
+    if (this.#closed || this.#sendShut || this.#error) return true;
+    return this.outgoing.flush();
   }
 
   pause(): void {

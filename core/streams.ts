@@ -181,23 +181,36 @@ class Receiver implements PollSource {
 // while the backend takes more, and kept (not taken back) while it drains.
 class Sender implements PollSource {
   readonly notifier: Notifier = new Notifier();
-  // The backend is below its high-water mark: what a flush waits for.
+  // The backend is below its high-water mark.
   writable = true;
   budget = WRITE_BUDGET;
+  // A flush is pending: until the backend has handed every byte to the OS,
+  // check-write answers 0 and a write traps, as the WIT says.
+  flushing = false;
   closed = false;
   released = false;
   error: IoError | undefined;
   errorReported = false;
-  // Ready when everything written is with the backend below its mark.
   readonly flushed: PollSource = {
-    ready: () => this.writable || this.closed || this.error !== undefined,
+    ready: () => !this.flushing || this.closed || this.error !== undefined,
     notifier: this.notifier,
   };
 
   constructor(readonly connection: BackendConnection) {}
 
   ready(): boolean {
-    return this.budget > 0 || this.closed || this.error !== undefined;
+    return (this.budget > 0 && !this.flushing) || this.closed || this.error !== undefined;
+  }
+
+  permit(): number {
+    return this.flushing ? 0 : this.budget;
+  }
+
+  flush(): void {
+    this.check();
+    if (this.flushing) return;
+    const done = this.connection.flush ? this.connection.flush() : this.writable;
+    if (!done) this.flushing = true;
   }
 
   check(): void {
@@ -210,8 +223,12 @@ class Sender implements PollSource {
 
   write(chunk: Uint8Array): void {
     this.check();
-    if (chunk.length > this.budget) {
-      throw trap(`Write of ${chunk.length} bytes exceeds the ${this.budget} bytes check-write allowed`);
+    if (chunk.length > this.permit()) {
+      throw trap(
+        this.flushing && chunk.length > 0
+          ? "Write while a flush is pending"
+          : `Write of ${chunk.length} bytes exceeds the ${this.budget} bytes check-write allowed`,
+      );
     }
     if (chunk.length === 0) return;
     if (this.connection.write(chunk)) {
@@ -251,6 +268,7 @@ class Sink implements ConnectionSink {
   drain(): void {
     this.tx.writable = true;
     this.tx.budget = WRITE_BUDGET;
+    this.tx.flushing = false;
     this.tx.notifier.notify();
   }
 
@@ -425,14 +443,16 @@ export class OutputStream {
    * How many bytes the next {@link write} may take.
    *
    * @returns 65536 while the connection takes more; while it drains, what is
-   * left of the last answer (writes use it up), down to 0.
+   * left of the last answer (writes use it up), down to 0; 0 while a flush is
+   * pending.
    * @throws {StreamError} `closed` after shutdown(send); `last-operation-failed`
    * once after a connection error.
    */
   checkWrite(): bigint {
     const tx = this.#tx;
     tx.check();
-    return tx.budget === WRITE_BUDGET ? WRITE_BUDGET_BIG : BigInt(tx.budget);
+    const n = tx.permit();
+    return n === WRITE_BUDGET ? WRITE_BUDGET_BIG : BigInt(n);
   }
 
   /**
@@ -475,7 +495,7 @@ export class OutputStream {
     do {
       if (!tx.ready()) await waitFor(tx);
       tx.check();
-      const n = Math.min(tx.budget, contents.length - done);
+      const n = Math.min(tx.permit(), contents.length - done);
       tx.write(n === contents.length ? contents : contents.subarray(done, done + n));
       done += n;
     } while (done < contents.length);
@@ -483,13 +503,14 @@ export class OutputStream {
   }
 
   /**
-   * Starts flushing. Bytes go to the backend at write time, so this only checks
-   * that the stream is open.
+   * Starts flushing: until the backend has handed every byte written so far
+   * to the OS, {@link checkWrite} answers 0, a write traps and the pollable is
+   * not ready.
    *
    * @throws {StreamError} As {@link checkWrite}.
    */
   flush(): void {
-    this.#tx.check();
+    this.#tx.flush();
   }
 
   /**
@@ -500,7 +521,7 @@ export class OutputStream {
    */
   async blockingFlush(): Promise<void> {
     const tx = this.#tx;
-    tx.check();
+    tx.flush();
     if (!tx.flushed.ready()) await waitFor(tx.flushed);
     tx.check();
   }
@@ -527,8 +548,8 @@ export class OutputStream {
     const n = toLength(len);
     const tx = this.#tx;
     tx.check();
-    if (n > tx.budget) {
-      throw trap(`Write of ${len} zero bytes exceeds the ${tx.budget} bytes check-write allowed`);
+    if (n > tx.permit()) {
+      throw trap(`Write of ${len} zero bytes exceeds the ${tx.permit()} bytes check-write allowed`);
     }
     tx.write(new Uint8Array(n));
   }
@@ -566,7 +587,7 @@ export class OutputStream {
     checkBigint(len, "len");
     const tx = this.#tx;
     tx.check();
-    const room = tx.budget;
+    const room = tx.permit();
     const want = len > BigInt(room) ? room : Number(len);
     if (want === 0) return 0n;
     const bytes = src.read(BigInt(want));

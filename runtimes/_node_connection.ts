@@ -21,6 +21,7 @@ const NS_PER_MS = 1_000_000n;
 // Linux's default TCP_KEEPIDLE, used until the core sets another.
 const DEFAULT_IDLE_MS = 7_200_000;
 const OWNER: unique symbol = Symbol("NodeConnection");
+const EMPTY = new Uint8Array(0);
 // Under Node, libuv watches a paused socket for nothing, so it cannot fail or
 // end before our first read, write or end. Deno's and Bun's node:net may still
 // report a peer's reset then, so there the local address is read at once.
@@ -105,6 +106,7 @@ export class NodeConnection implements BackendConnection {
   #receiveShut = false;
   #sendShut = false;
   #needDrain = false;
+  #flushed: (() => void) | undefined;
   #keepAlive = false;
   #idleMs = DEFAULT_IDLE_MS;
 
@@ -244,6 +246,21 @@ export class NodeConnection implements BackendConnection {
     if (!this.#live) this.#goLive();
     if (this.#socket.write(chunk)) return true;
     this.#needDrain = true;
+    return false;
+  }
+
+  /**
+   * Whether node:net has handed every queued byte to the OS.
+   *
+   * @returns `true` if so; otherwise `false`, and `drain` follows once it has
+   * (an empty write's callback marks the point, as node:net emits its own
+   * `drain` only past the high-water mark).
+   */
+  flush(): boolean {
+    const socket = this.#socket;
+    if (this.#done || socket.writableLength === 0) return true;
+    this.#needDrain = true;
+    socket.write(EMPTY, this.#flushed ??= () => this.#onDrain());
     return false;
   }
 

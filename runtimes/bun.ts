@@ -275,6 +275,12 @@ class BunConnection implements BackendConnection {
     return false;
   }
 
+  flush(): boolean {
+    if (this.#closed || this.#queue.length === 0) return true;
+    this.#owesDrain = true;
+    return false;
+  }
+
   pause(): void {
     this.#paused = true;
     if (this.#sink) this.#syncPause();

@@ -261,6 +261,12 @@ class DenoConnection implements BackendConnection {
     return true;
   }
 
+  flush(): boolean {
+    if (this.#done || this.#queue.length === 0) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
   async #flush(): Promise<void> {
     this.#writing = true;
     const conn = this.#conn;

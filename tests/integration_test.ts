@@ -357,6 +357,41 @@ for (const { name, create } of cases) {
       }
     });
 
+    it("OutputStream.flush() completes only once every byte is with the OS, so a drop right after loses none", async () => {
+      const w = await wasi();
+      const listener = await listen(w, LOCALHOST4);
+      try {
+        for (const size of [1000, 100_000, 1_500_000]) {
+          const client = await connect(w, withPort(LOCALHOST4, port(listener)));
+          const server = await accept(listener);
+          try {
+            const data = pattern(size, size);
+            const reading = readAll(server.input);
+            // Short writes that the backend takes at once, as a guest's small
+            // messages are, so that something is still queued at the flush.
+            for (let at = 0; at < size; at += 7000) {
+              const piece = data.subarray(at, Math.min(size, at + 7000));
+              while (Number(client.output.checkWrite()) < piece.length) {
+                await within(client.output.subscribe().block(), "room to write");
+              }
+              client.output.write(piece.slice());
+            }
+            client.output.flush();
+            await within(client.output.subscribe().block(), "the flush");
+            client[Symbol.dispose]();
+            const got = await within(reading, "everything sent before the drop");
+            assert.equal(got.length, size, `bytes received of ${size}`);
+            assert.deepEqual(got, data);
+          } finally {
+            client[Symbol.dispose]();
+            server[Symbol.dispose]();
+          }
+        }
+      } finally {
+        listener[Symbol.dispose]();
+      }
+    });
+
     it("poll() with a zero-duration clock lets socket I/O progress in a busy loop", async () => {
       const w = await wasi();
       const listener = await listen(w, LOCALHOST4);

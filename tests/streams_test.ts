@@ -88,12 +88,15 @@ describe("OutputStream writes", () => {
     });
   });
 
-  it("OutputStream.flush() succeeds on an open stream and blockingFlush() waits for the drain", async () => {
+  it("OutputStream.flush() makes check-write 0 and a write trap until the bytes are handed over, and blockingFlush() waits for that", async () => {
     await withEnv({ network: { windowSize: 0 } }, async (env) => {
       const { client, server } = await pair(env);
       client.output.write(pattern(1000));
-      client.output.flush();
       assert.equal(client.output.checkWrite(), 64536n, "what is left of the budget");
+      client.output.flush();
+      assert.equal(client.output.checkWrite(), 0n, "nothing while the flush is pending");
+      assert.equal(client.output.subscribe().ready(), false);
+      assertTraps(() => client.output.write(new Uint8Array(1)));
       const reading = readAll(server.input, 1000);
       await within(client.output.blockingFlush(), "blocking flush");
       assert.equal(client.output.checkWrite(), 65536n);
