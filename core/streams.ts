@@ -191,15 +191,20 @@ class Sender implements PollSource {
   released = false;
   error: IoError | undefined;
   errorReported = false;
-  readonly flushed: PollSource = {
-    ready: () => !this.flushing || this.closed || this.error !== undefined,
-    notifier: this.notifier,
-  };
+  #flushed: PollSource | undefined;
 
   constructor(readonly connection: BackendConnection) {}
 
   ready(): boolean {
     return (this.budget > 0 && !this.flushing) || this.closed || this.error !== undefined;
+  }
+
+  // Ready once a pending flush is over: what blocking-flush waits for.
+  get flushed(): PollSource {
+    return this.#flushed ??= {
+      ready: () => !this.flushing || this.closed || this.error !== undefined,
+      notifier: this.notifier,
+    };
   }
 
   permit(): number {

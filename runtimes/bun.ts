@@ -155,8 +155,8 @@ class BunConnection implements BackendConnection {
   #local: HostAddress | undefined;
   #remote: HostAddress | undefined;
   #remotePort = 0;
-  /** For a connection we dial: the peer, which Bun would otherwise be asked for. */
-  dialled: HostAddress | undefined;
+  // For a connection we dial: the peer, which Bun would otherwise be asked for.
+  readonly #dialled: HostAddress | undefined;
   #localPort = 0;
   #remoteIp = "";
   #localIp = "";
@@ -182,18 +182,18 @@ class BunConnection implements BackendConnection {
   #released = false; // the OS socket is gone
   #keepAliveMs = 0; // only for the setKeepAlive fallback without libc
 
-  constructor(family: IpFamily) {
+  constructor(family: IpFamily, dialled?: HostAddress) {
     this.#family = family;
+    this.#dialled = dialled;
   }
 
   /** Binds to the socket Bun opened. */
-  attach(socket: BunSocket, known?: { local?: HostAddress; remote?: HostAddress }): void {
+  attach(socket: BunSocket, local?: HostAddress): void {
     this.#socket = socket;
     // Bun forgets every address once the socket closes, which a peer's reset
-    // does at any time: keep now what the getters need and the caller does
-    // not know already (the listener's own address, the address dialled).
-    const local = known?.local;
-    const remote = known?.remote;
+    // does at any time: keep now what the getters need and is not known
+    // already (the listener's own address, the address dialled).
+    const remote = this.#dialled;
     if (local) this.#local = { ...local };
     else {
       this.#localIp = socket.localAddress;
@@ -455,7 +455,7 @@ const SERVER_HANDLERS: BunHandlers = {
   open(socket) {
     const ctx = socket.data as ListenContext;
     const connection = new BunConnection(ctx.family);
-    connection.attach(socket, { local: ctx.local });
+    connection.attach(socket, ctx.local);
     socket.data = connection;
     ctx.onConnection(connection);
   },
@@ -479,8 +479,7 @@ const SERVER_HANDLERS: BunHandlers = {
 const CLIENT_HANDLERS: BunHandlers = {
   ...SERVER_HANDLERS,
   open(socket) {
-    const connection = socket.data as BunConnection;
-    connection.attach(socket, { remote: connection.dialled });
+    (socket.data as BunConnection).attach(socket);
   },
   // The promise of Bun.connect carries the error; this only marks it handled.
   connectError() {},
@@ -691,8 +690,7 @@ function probeBind(request: BindRequest): BackendBinding {
 
 async function connect(request: ConnectRequest): Promise<BackendConnection> {
   const { remote, binding } = request;
-  const connection = new BunConnection(remote.family);
-  connection.dialled = remote;
+  const connection = new BunConnection(remote.family, remote);
   const options: Record<string, unknown> = {
     hostname: remote.address,
     port: remote.port,
@@ -713,7 +711,7 @@ async function connect(request: ConnectRequest): Promise<BackendConnection> {
     // Held until now so that nobody else could take the port meanwhile.
     binding?.close();
   }
-  if (!connection.attached) connection.attach(socket, { remote: connection.dialled });
+  if (!connection.attached) connection.attach(socket);
   for (const name of request.changed) connection.setOption(name, request.options[name]);
   return connection;
 }

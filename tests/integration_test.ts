@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import type { TcpBackend } from "../core/backend.ts";
-import { NetworkError, StreamError } from "../core/errors.ts";
+import type { NetworkError, StreamError } from "../core/errors.ts";
 import { createWasiSockets, type WasiSockets } from "../core/wasi_sockets.ts";
 import {
   accept,

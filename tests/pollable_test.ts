@@ -252,7 +252,7 @@ describe("monotonicClock", () => {
   });
 
   it("monotonicClock.now() never goes back and resolution() is positive", async () => {
-    await withEnv({}, async (env) => {
+    await withEnv({}, (env) => {
       const clock = env.wasi.monotonicClock;
       let last = clock.now();
       for (let i = 0; i < 1000; i++) {

@@ -4,7 +4,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { IoError, StreamError } from "../core/errors.ts";
+import { type IoError, StreamError } from "../core/errors.ts";
 import { InputStream, OutputStream } from "../core/streams.ts";
 import {
   assertCode,

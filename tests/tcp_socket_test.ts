@@ -584,7 +584,7 @@ describe("TcpSocket bind", () => {
   });
 
   it("TcpSocket.startBind() reports address-not-bindable for an address that is not local", async () => {
-    await withEnv({ network: { localAddresses: ["127.0.0.1", "::1", "192.168.7.2"] } }, async (env) => {
+    await withEnv({ network: { localAddresses: ["127.0.0.1", "::1", "192.168.7.2"] } }, (env) => {
       const s = env.socket();
       assertCode(() => s.startBind(env.network, v4(10, 1, 2, 3)), "address-not-bindable");
       s.startBind(env.network, v4(192, 168, 7, 2));
