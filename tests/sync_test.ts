@@ -227,6 +227,35 @@ describe("createSyncWasiSockets()", () => {
     }
   });
 
+  it("OutputStream.flush() completes only once every byte is with the OS, so a drop right after loses none", () => {
+    const p = pair(wasi);
+    let dropped = false;
+    try {
+      const data = pattern(1_500_000, 13);
+      const room = p.clientOut.subscribe();
+      for (let at = 0; at < data.length;) {
+        const n = Number(p.clientOut.checkWrite());
+        if (n === 0) {
+          await_(wasi, room, "room");
+          continue;
+        }
+        const k = Math.min(n, 7000, data.length - at);
+        p.clientOut.write(data.slice(at, at += k));
+      }
+      p.clientOut.flush();
+      assert.equal(p.clientOut.checkWrite(), 0n, "nothing while the flush is pending");
+      await_(wasi, room, "the flush");
+      for (const r of [p.clientIn, p.clientOut, p.client]) r[Symbol.dispose]();
+      dropped = true;
+      const got = readAll(wasi, p.serverIn);
+      assert.equal(got.length, data.length);
+      assert.deepEqual(got, data);
+    } finally {
+      if (!dropped) p.close();
+      else for (const r of [p.serverIn, p.serverOut, p.server, p.listener]) r[Symbol.dispose]();
+    }
+  });
+
   it("InputStream.read() returns an empty list while nothing has arrived, and closed after shutdown(receive)", () => {
     const p = pair(wasi);
     try {
