@@ -36,7 +36,7 @@ import { Network, type NetworkUse, type ShutdownType } from "../core/tcp_socket.
 import * as wall from "../core/wall_clock.ts";
 import type { Datetime } from "../core/wall_clock.ts";
 import { Channel } from "./_channel.ts";
-import { ENDED, FAILED, type Ring } from "./_ring.ts";
+import { ENDED, FAILED, type Ring, SHUTDOWN_SEND } from "./_ring.ts";
 import type { StreamRef } from "./_worker.ts";
 
 const CREATE = Symbol("create");
@@ -78,6 +78,7 @@ function length(len: bigint): number {
 // Internal access to the streams from the socket, and to readiness from poll.
 let closeInput: (stream: InputStream) => void;
 let closeOutput: (stream: OutputStream) => void;
+let shutdownOutput: (stream: OutputStream) => void;
 
 /**
  * `wasi:io/streams.input-stream`, read from its ring on the calling thread.
@@ -273,6 +274,8 @@ export class OutputStream {
   readonly #handle: number;
   readonly #ring: Ring;
   #closed = false;
+  // Dropped by the guest: the ring may already serve another connection.
+  #dropped = false;
   #failureReported = false;
   #flush = 0;
 
@@ -294,6 +297,11 @@ export class OutputStream {
   static {
     closeOutput = (stream) => {
       stream.#closed = true;
+    };
+    shutdownOutput = (stream) => {
+      stream.#closed = true;
+      // A dropped stream has shut the send side down already.
+      if (!stream.#dropped) stream.#ring.setFlags(SHUTDOWN_SEND);
     };
   }
 
@@ -502,6 +510,7 @@ export class OutputStream {
   /** Drops the stream; bytes already written still go out, then the send side shuts down. */
   [Symbol.dispose](): void {
     this.#closed = true;
+    this.#dropped = true;
     this.#ctx.channel.drop(this.#handle);
   }
 }
@@ -984,6 +993,12 @@ export class TcpSocket {
   shutdown(shutdownType: ShutdownType): void {
     if (shutdownType !== "receive" && shutdownType !== "send" && shutdownType !== "both") {
       throw new TypeError('Expected shutdownType to be "receive", "send" or "both"');
+    }
+    if (shutdownType === "send" && this.#output) {
+      // Connected, so it cannot fail: the output's ring carries the shutdown
+      // to the worker, after the bytes already written, without a call.
+      shutdownOutput(this.#output);
+      return;
     }
     this.#ctx.channel.call("shutdown", this.#handle, [shutdownType]);
     if (shutdownType !== "send" && this.#input) closeInput(this.#input);

@@ -256,6 +256,35 @@ describe("createSyncWasiSockets()", () => {
     }
   });
 
+  it("TcpSocket.shutdown(send) on a connected socket reaches the worker through the output's ring, without a call, after every byte written", () => {
+    const p = pair(wasi);
+    const call = Channel.prototype.call;
+    let calls = 0;
+    try {
+      const data = pattern(300_000, 17);
+      writeAll(wasi, p.clientOut, data);
+      Channel.prototype.call = function (this: Channel, ...args: Parameters<Channel["call"]>): unknown {
+        calls++;
+        return call.apply(this, args);
+      };
+      try {
+        p.client.shutdown("send");
+      } finally {
+        Channel.prototype.call = call;
+      }
+      assert.equal(calls, 0, "no call to the worker");
+      assert.equal(errorCode(() => p.clientOut.checkWrite()), "closed");
+      const got = readAll(wasi, p.serverIn);
+      assert.deepEqual(got, data, "every byte, then end of stream");
+      writeAll(wasi, p.serverOut, new Uint8Array([1, 2, 3]));
+      p.server.shutdown("send");
+      assert.deepEqual([...readAll(wasi, p.clientIn)], [1, 2, 3], "the other direction still works");
+    } finally {
+      Channel.prototype.call = call;
+      p.close();
+    }
+  });
+
   it("InputStream.read() returns an empty list while nothing has arrived, and closed after shutdown(receive)", () => {
     const p = pair(wasi);
     try {
