@@ -13,7 +13,8 @@ import type {
   TcpBackend,
 } from "../core/backend.ts";
 import type { IpSocketAddress } from "../core/ip_socket_address.ts";
-import { createWasiSockets, type WasiSockets } from "../core/wasi_sockets.ts";
+import { createWasiSockets } from "../core/wasi_sockets.ts";
+import { listen } from "./_wasi_helpers.ts";
 import type { NetworkUse } from "../core/tcp_socket.ts";
 import { TcpSocket } from "../core/tcp_socket.ts";
 import {
@@ -1161,25 +1162,11 @@ function pullBackend(listener: PullListener): TcpBackend {
   };
 }
 
-async function pullListening(wasi: WasiSockets): Promise<TcpSocket> {
-  const listener = wasi.tcpCreateSocket.createTcpSocket("ipv4");
-  try {
-    listener.startBind(wasi.instanceNetwork.instanceNetwork(), LOCALHOST4);
-    await finish(listener, () => listener.finishBind(), "bind");
-    listener.startListen();
-    await finish(listener, () => listener.finishListen(), "listen");
-    return listener;
-  } catch (e) {
-    listener[Symbol.dispose]();
-    throw e;
-  }
-}
-
 describe("TcpSocket listening on a backend that pulls connections", () => {
   it("TcpSocket.accept() and the listener's pollable ask the backend for a connection only while none is queued", async () => {
     const pull = new PullListener();
     const wasi = createWasiSockets({ backend: pullBackend(pull) });
-    const listener = await pullListening(wasi);
+    const listener = await listen(wasi, LOCALHOST4);
     try {
       assert.equal(pull.demands, 0, "listening alone takes no connection");
 
@@ -1208,7 +1195,7 @@ describe("TcpSocket listening on a backend that pulls connections", () => {
       backend: pullBackend(pull),
       permission: (address, use) => use !== "accept" || address.val.port !== 6666,
     });
-    const listener = await pullListening(wasi);
+    const listener = await listen(wasi, LOCALHOST4);
     try {
       assertCode(() => listener.accept(), "would-block");
       assert.equal(pull.demands, 1);
