@@ -88,9 +88,10 @@ export function nodeHostAddress(
  * ```
  */
 export class NodeConnection implements BackendConnection {
+  /** The remote end, as the OS reports it. */
+  readonly remoteAddress: HostAddress;
   #socket: net.Socket;
   #local: HostAddress | undefined;
-  #remote: HostAddress | undefined;
   // Set at the first read, write or end: from then on node:net may destroy
   // the socket by itself (an error, or both directions ended), after which
   // it can no longer tell the local address, so it is read before that.
@@ -123,7 +124,7 @@ export class NodeConnection implements BackendConnection {
     this.#socket = socket;
     this.#local = local;
     // Read now: once the peer resets the connection, getpeername(2) fails.
-    this.#remote = remote ?? nodeHostAddress(socket.remoteAddress, socket.remotePort);
+    this.remoteAddress = remote ?? nodeHostAddress(socket.remoteAddress, socket.remotePort);
     if (!PAUSED_IS_QUIET) this.#goLive();
     // Readable streams keep data buffered while paused, so nothing is lost
     // between here and start().
@@ -139,11 +140,6 @@ export class NodeConnection implements BackendConnection {
   /** The local end, as the OS reports it. */
   get localAddress(): HostAddress {
     return this.#local ??= nodeHostAddress(this.#socket.localAddress, this.#socket.localPort);
-  }
-
-  /** The remote end, as the OS reports it. */
-  get remoteAddress(): HostAddress {
-    return this.#remote!;
   }
 
   // getsockname(2) works until the socket is closed, and until the first

@@ -137,6 +137,7 @@ describe("runtimes/deno.ts", { skip: typeof Deno === "undefined" ? "needs Deno" 
       listener[Symbol.dispose]();
     }
   });
+
   it("createDenoBackend() listeners take a connection from the kernel only on demand(), one per demand", async () => {
     const backend = createDenoBackend();
     const binding = await backend.bind({ local: { family: "ipv4", address: "127.0.0.1", port: 0 }, ipv6Only: true });
