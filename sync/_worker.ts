@@ -167,7 +167,8 @@ class InputPump {
 
 // Moves what the main thread wrote into the core's output stream as the core
 // takes it; carries out flushes and a shutdown(send) in order with the bytes.
-class OutputPump {
+// Exported for the tests only.
+export class OutputPump {
   readonly ring: Ring;
   readonly #stream: OutputStream;
   readonly #socket: TcpSocket;
@@ -198,6 +199,11 @@ class OutputPump {
     let shut = false;
     for (;;) {
       const bell = ring.doorbell();
+      // The main thread puts bytes in the ring before it asks for a flush or
+      // a shutdown, so the requests are read first: bytes they follow are
+      // then in the count read after them, and go out before they are served.
+      const requested = ring.flushRequested();
+      const flags = ring.flags();
       const available = ring.available();
       if (available > 0) {
         let budget: number;
@@ -225,7 +231,6 @@ class OutputPump {
         this.#events();
         continue;
       }
-      const requested = ring.flushRequested();
       if (requested !== ring.flushDone()) {
         try {
           await stream.blockingFlush();
@@ -237,7 +242,6 @@ class OutputPump {
         this.#events();
         continue;
       }
-      const flags = ring.flags();
       if (flags & SHUTDOWN_SEND && !shut) {
         shut = true;
         try {
