@@ -74,6 +74,17 @@ export class Ring {
     return (Atomics.load(this.#h, W) - Atomics.load(this.#h, R)) | 0;
   }
 
+  /**
+   * The bytes to read, or -1 when there are none and the writer has ended.
+   * The writer puts its last bytes before it sets ENDED, so reading the flag
+   * first makes the count read after it hold every one of them.
+   */
+  readable(): number {
+    const ended = (this.flags() & ENDED) !== 0;
+    const n = this.available();
+    return n === 0 && ended ? -1 : n;
+  }
+
   /** Bytes that can be put now. */
   space(): number {
     return this.capacity - this.available();

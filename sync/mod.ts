@@ -178,9 +178,9 @@ export class InputStream {
     checkBigint(len, "len");
     if (this.#closed) this.#fail();
     this.#release();
-    const available = this.#ring.available();
+    const available = this.#ring.readable();
     if (available > 0) return len === 0n ? EMPTY : this.#take(Math.min(length(len), available), true);
-    if (this.#ring.flags() & ENDED) this.#fail();
+    if (available < 0) this.#fail();
     return EMPTY;
   }
 
@@ -214,13 +214,13 @@ export class InputStream {
     checkBigint(len, "len");
     if (this.#closed) this.#fail();
     this.#release();
-    const available = this.#ring.available();
+    const available = this.#ring.readable();
     if (available > 0) {
       const n = Math.min(length(len), available);
       this.#take(n, false);
       return BigInt(n);
     }
-    if (this.#ring.flags() & ENDED) this.#fail();
+    if (available < 0) this.#fail();
     return 0n;
   }
 

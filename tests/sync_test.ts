@@ -14,7 +14,7 @@ import {
   type TcpSocket,
 } from "../sync/mod.ts";
 import { Channel } from "../sync/_channel.ts";
-import { Ring, SHUTDOWN_SEND } from "../sync/_ring.ts";
+import { ENDED, Ring, SHUTDOWN_SEND } from "../sync/_ring.ts";
 import { OutputPump } from "../sync/_worker.ts";
 import { LOCALHOST4, LOCALHOST6, pattern, withPort } from "./_wasi_helpers.ts";
 
@@ -615,6 +615,25 @@ async function within(promise: Promise<unknown>, ms: number, what: string): Prom
   }
 }
 
+// A ring on which the other thread acts at the worst moment: right after this
+// one has counted the bytes in it and found none.
+class RacingRing extends Ring {
+  #race: (() => void) | undefined;
+  constructor(race: (ring: Ring) => void) {
+    super(Ring.create(1024).buffer);
+    this.#race = () => race(this);
+  }
+  override available(): number {
+    const n = super.available();
+    const race = this.#race;
+    if (n === 0 && race) {
+      this.#race = undefined;
+      race();
+    }
+    return n;
+  }
+}
+
 describe("Ring (the byte ring between the threads)", () => {
   it("Ring.changed() wakes its waiter on the next take or doorbell, and answers at once when the word already moved", async () => {
     const ring = Ring.create(1024);
@@ -639,28 +658,20 @@ describe("Ring (the byte ring between the threads)", () => {
     ring.discard(8);
     assert.equal(ring.changed("taken", before), undefined);
   });
+
+  it("Ring.readable() gives the end only once every byte put before it is read, however the threads interleave", () => {
+    const ring = new RacingRing((r) => {
+      r.put(new Uint8Array(300));
+      r.setFlags(ENDED);
+    });
+    assert.equal(ring.readable(), 0, "nothing yet, and not the end");
+    assert.equal(ring.readable(), 300);
+    ring.discard(300);
+    assert.equal(ring.readable(), -1);
+  });
 });
 
 describe("OutputPump (the worker's side of an output ring)", () => {
-  // A ring on which the main thread acts at the worst moment: right after the
-  // worker has counted the bytes in it and found none.
-  class RacingRing extends Ring {
-    #race: (() => void) | undefined;
-    constructor(race: (ring: Ring) => void) {
-      super(Ring.create(1024).buffer);
-      this.#race = () => race(this);
-    }
-    override available(): number {
-      const n = super.available();
-      const race = this.#race;
-      if (n === 0 && race) {
-        this.#race = undefined;
-        race();
-      }
-      return n;
-    }
-  }
-
   it("OutputPump carries out a flush and a shutdown(send) after every byte put before them, however the threads interleave", async () => {
     let written = 0;
     let flushedAt: number | undefined;
