@@ -128,11 +128,14 @@ export class Ring {
   /**
    * Up to `n` available bytes as a view of the ring itself, without freeing
    * their room: the caller frees it with {@link discard} once the view is no
-   * longer read. At most the bytes up to the ring's wrap-around.
+   * longer read. At most the bytes up to the ring's wrap-around, and never
+   * every byte of the ring.
    */
   view(n: number): Uint8Array {
     const at = Atomics.load(this.#h, R) & this.#mask;
-    return this.#data.subarray(at, at + Math.min(n, this.capacity - at));
+    // Never the whole ring: with every byte lent, the writer would wait for
+    // room while no byte it has not seen makes the reader ready to read again.
+    return this.#data.subarray(at, at + Math.min(n, this.capacity - at, this.capacity - 1));
   }
 
   /** Frees the room of `n` available bytes without reading them. */
@@ -199,11 +202,11 @@ export class Ring {
 
   // The word was just changed. Sequentially consistent atomics on both sides
   // make this safe: either the waiter's flag is seen here, or the waiter's
-  // Atomics.waitAsync sees the new value and does not wait.
+  // Atomics.waitAsync sees the new value and does not wait. Only the waiter
+  // clears its flag: the flag may belong to a wait that has set it but not yet
+  // begun, which this notify then misses and the next one must not.
   #wake(word: number, bit: number): void {
-    if ((Atomics.load(this.#h, WAITERS) & bit) === 0) return;
-    Atomics.and(this.#h, WAITERS, ~bit);
-    Atomics.notify(this.#h, word);
+    if ((Atomics.load(this.#h, WAITERS) & bit) !== 0) Atomics.notify(this.#h, word);
   }
 
   /** The doorbell's value, to wait on with {@link changed}. */
@@ -216,10 +219,18 @@ export class Ring {
    * doorbell did ("doorbell"); undefined when it already has. The worker's
    * wait, which must not block its event loop.
    */
-  changed(word: "taken" | "doorbell", seen: number): Promise<unknown> | undefined {
-    Atomics.or(this.#h, WAITERS, word === "taken" ? WAITS_TAKEN : WAITS_DOORBELL);
-    const result = Atomics.waitAsync(this.#h, word === "taken" ? R : DOORBELL, seen);
-    return result.async ? result.value : undefined;
+  changed(word: "taken" | "doorbell", seen: number): Promise<void> | undefined {
+    const h = this.#h;
+    const bit = word === "taken" ? WAITS_TAKEN : WAITS_DOORBELL;
+    Atomics.or(h, WAITERS, bit);
+    const result = Atomics.waitAsync(h, word === "taken" ? R : DOORBELL, seen);
+    if (!result.async) {
+      Atomics.and(h, WAITERS, ~bit);
+      return undefined;
+    }
+    // Cleared before the waiter goes on, so that a wait ended cannot clear
+    // the flag of the next one (nor, after a reset, of the ring's next user).
+    return result.value.then(() => void Atomics.and(h, WAITERS, ~bit));
   }
 
   /** R, to pass to {@link changed}. */

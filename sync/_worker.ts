@@ -174,6 +174,7 @@ export class OutputPump {
   readonly #socket: TcpSocket;
   readonly #events: () => void;
   readonly done: Promise<void>;
+  #dropped = false;
 
   constructor(stream: OutputStream, socket: TcpSocket, ring: Ring, events: () => void) {
     this.#stream = stream;
@@ -264,10 +265,14 @@ export class OutputPump {
 
   /** Shuts down the send side once the ring's bytes are out. */
   shutdownSend(): void {
-    this.ring.setFlags(SHUTDOWN_SEND);
+    // Once the stream is dropped its ring may serve another connection: the
+    // socket itself then takes the shutdown, as in the asynchronous API.
+    if (this.#dropped) this.#socket.shutdown("send");
+    else this.ring.setFlags(SHUTDOWN_SEND);
   }
 
   drop(): Promise<void> {
+    this.#dropped = true;
     this.ring.setFlags(DROPPED);
     return this.done;
   }

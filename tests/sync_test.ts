@@ -659,6 +659,40 @@ describe("Ring (the byte ring between the threads)", () => {
     assert.equal(ring.changed("taken", before), undefined);
   });
 
+  it("Ring.changed() is woken by the next change when a wake-up came between its flag and its wait", async () => {
+    const worker = Ring.create(1024);
+    const main = new Ring(worker.buffer);
+    const waitAsync = Atomics.waitAsync;
+    const atomics = Atomics as { waitAsync: typeof Atomics.waitAsync };
+    // The main thread's ring() lands after the worker flagged its wait and
+    // before the wait begins; the worker had read the doorbell after the move.
+    atomics.waitAsync = ((typed: Int32Array, index: number, _seen: number, timeout?: number) => {
+      atomics.waitAsync = waitAsync;
+      main.ring();
+      return waitAsync(typed, index, main.doorbell(), timeout);
+    }) as typeof Atomics.waitAsync;
+    let wait: Promise<unknown> | undefined;
+    try {
+      wait = worker.changed("doorbell", worker.doorbell());
+    } finally {
+      atomics.waitAsync = waitAsync;
+    }
+    assert.ok(wait, "the worker waits");
+    main.put(new Uint8Array(3));
+    main.ring();
+    await within(wait, 2_000, "a wait that a wake-up missed before it began");
+  });
+
+  it("Ring.view() never lends every byte of the ring, so a full ring stays readable while a view is out", () => {
+    const ring = Ring.create(1024);
+    ring.put(new Uint8Array(1024));
+    const view = ring.view(4096);
+    assert.equal(view.length, 1023);
+    assert.ok(ring.available() > view.length, "a byte no view holds makes the reader ready");
+    ring.discard(view.length);
+    assert.equal(ring.view(4096).length, 1);
+  });
+
   it("Ring.readable() gives the end only once every byte put before it is read, however the threads interleave", () => {
     const ring = new RacingRing((r) => {
       r.put(new Uint8Array(300));
@@ -700,5 +734,26 @@ describe("OutputPump (the worker's side of an output ring)", () => {
     } finally {
       await within(pump.drop(), 2_000, "the pump's end");
     }
+  });
+
+  it("OutputPump.shutdownSend() after the drop leaves the ring, which another stream may reuse, to that stream", async () => {
+    const shutdowns: string[] = [];
+    const pollable = { block: () => Promise.resolve(), [Symbol.dispose]: () => {} };
+    const stream = {
+      checkWrite: () => 1n << 20n,
+      write: () => {},
+      subscribe: () => pollable,
+      blockingFlush: () => Promise.resolve(),
+      [Symbol.dispose]: () => {},
+    };
+    const socket = { shutdown: (how: string) => void shutdowns.push(how) };
+    const ring = Ring.create(1024);
+    type Args = ConstructorParameters<typeof OutputPump>;
+    const pump = new OutputPump(stream as unknown as Args[0], socket as unknown as Args[1], ring, () => {});
+    await within(pump.drop(), 2_000, "the pump's end");
+    ring.reset();
+    pump.shutdownSend();
+    assert.equal(ring.flags() & SHUTDOWN_SEND, 0, "the reused ring has no shutdown request");
+    assert.deepEqual(shutdowns, ["send"], "the socket took the shutdown");
   });
 });
