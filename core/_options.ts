@@ -31,6 +31,17 @@ export function checkBigint(value: unknown, what: string): bigint {
   return value;
 }
 
+// The buffering options of createWasiSockets: zero would hold every
+// connection (or the accept queue) paused for good.
+export function checkBufferOptions(options: { receiveWindow?: unknown; maxAcceptQueue?: unknown }): void {
+  for (const name of ["receiveWindow", "maxAcceptQueue"] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) > 0)) {
+      throw new TypeError(`Expected options.${name} to be a positive integer, got ${String(value)}`);
+    }
+  }
+}
+
 export function checkInt(value: unknown, max: number, what: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
     throw new TypeError(`Expected ${what} to be an integer from 0 to ${max}`);

@@ -215,6 +215,21 @@ function readyIndices(list: readonly Pollable[]): Uint32Array | undefined {
   return j === count ? out : out.subarray(0, j);
 }
 
+/**
+ * Resolves once `done()` holds, checking it whenever one of `sources` changes.
+ *
+ * @param sources What `done` depends on.
+ * @param done The condition to wait for.
+ * @returns A promise that resolves once `done()` is true.
+ * @example
+ * ```ts ignore
+ * await waitUntil([rx, tx], () => rx.ready() || tx.closed);
+ * ```
+ */
+export async function waitUntil(sources: readonly PollSource[], done: () => boolean): Promise<void> {
+  while (!done()) await waitChange(sources);
+}
+
 function waitChange(sources: readonly PollSource[]): Promise<void> {
   return new Promise<void>((resolve) => {
     const notifiers: Notifier[] = [];

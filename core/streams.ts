@@ -13,7 +13,7 @@
 import type { BackendConnection, ConnectionSink } from "./backend.ts";
 import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
 import { checkBigint } from "./_options.ts";
-import { Notifier, Pollable, type PollSource, waitFor } from "./pollable.ts";
+import { Notifier, Pollable, type PollSource, waitFor, waitUntil } from "./pollable.ts";
 
 /**
  * How many bytes one check-write allows, as wasmtime.
@@ -71,6 +71,9 @@ class Receiver implements PollSource {
   released = false;
   error: IoError | undefined;
   errorReported = false;
+  // The guest was told closed (or shut the stream down): it stays closed,
+  // whatever error comes later.
+  closedReported = false;
   // With lending, the chunk the last read returned, to give back at the next.
   lent: Uint8Array | undefined;
   readonly recycle: ((chunk: Uint8Array) => void) | undefined;
@@ -148,10 +151,11 @@ class Receiver implements PollSource {
 
   // Hands a pending failure to the guest once, then reports closed.
   fail(): never {
-    if (this.error && !this.errorReported) {
+    if (this.error && !this.errorReported && !this.closedReported) {
       this.errorReported = true;
       throw StreamError.failed(this.error);
     }
+    this.closedReported = true;
     throw StreamError.closed();
   }
 
@@ -162,6 +166,7 @@ class Receiver implements PollSource {
   shutdown(): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedReported = true;
     this.chunks = [];
     this.head = 0;
     this.bytes = 0;
@@ -219,11 +224,13 @@ class Sender implements PollSource {
   }
 
   check(): void {
+    // Closed by shutdown(send) or a drop stays closed, whatever error comes later.
+    if (this.closed) throw StreamError.closed();
     if (this.error && !this.errorReported) {
       this.errorReported = true;
       throw StreamError.failed(this.error);
     }
-    if (this.closed || this.error) throw StreamError.closed();
+    if (this.error) throw StreamError.closed();
   }
 
   write(chunk: Uint8Array): void {
@@ -286,6 +293,9 @@ class Sink implements ConnectionSink {
   }
 }
 
+// For splice, which reads another stream's receiver.
+let receiverOf: (stream: InputStream) => Receiver;
+
 /**
  * `wasi:io/streams.input-stream`: the receive side of a TCP connection.
  *
@@ -317,6 +327,10 @@ export class InputStream {
       throw new TypeError("InputStream is created by TcpSocket, not constructed");
     }
     this.#rx = internal;
+  }
+
+  static {
+    receiverOf = (stream) => stream.#rx;
   }
 
   /**
@@ -596,7 +610,10 @@ export class OutputStream {
     const want = len > BigInt(room) ? room : Number(len);
     if (want === 0) return 0n;
     const bytes = src.read(BigInt(want));
-    if (bytes.length > 0) tx.write(bytes);
+    if (bytes.length === 0) return 0n;
+    // A lent read is the backend's buffer, reused after the next read while
+    // the bytes may still wait in this connection's queue: they need a copy.
+    tx.write(receiverOf(src).recycle === undefined ? bytes : bytes.slice());
     return BigInt(bytes.length);
   }
 
@@ -615,8 +632,11 @@ export class OutputStream {
     const tx = this.#tx;
     tx.check();
     if (!tx.ready()) await waitFor(tx);
-    const pollable = src.subscribe();
-    if (!pollable.ready()) await pollable.block();
+    const rx = receiverOf(src);
+    if (rx.idle) rx.wake();
+    // Waits for the source, unless this stream fails or closes meanwhile:
+    // splice then reports that at once.
+    await waitUntil([rx, tx], () => rx.ready() || tx.closed || tx.error !== undefined);
     return this.splice(src, len);
   }
 

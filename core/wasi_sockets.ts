@@ -8,6 +8,7 @@
 
 import type { TcpBackend } from "./backend.ts";
 import { IoError } from "./errors.ts";
+import { checkBufferOptions } from "./_options.ts";
 import type { IpAddressFamily } from "./ip_socket_address.ts";
 import * as clock from "./monotonic_clock.ts";
 import * as wall from "./wall_clock.ts";
@@ -261,7 +262,8 @@ export interface WasiSockets {
  *
  * @param options The backend and the policy.
  * @returns The namespaces, shaped as jco imports them.
- * @throws {TypeError} When `options.backend` is missing.
+ * @throws {TypeError} When `options.backend` is missing, or `receiveWindow` or
+ * `maxAcceptQueue` is not a positive integer.
  * @example
  * ```ts
  * import { createWasiSockets } from "./wasi_sockets.ts";
@@ -277,6 +279,7 @@ export function createWasiSockets(options: WasiSocketsOptions): WasiSockets {
   if (typeof options?.backend?.bind !== "function") {
     throw new TypeError("Expected options.backend to be a TcpBackend");
   }
+  checkBufferOptions(options);
   const ctx: SocketContext = {
     backend: options.backend,
     permission: options.permission,

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { checkBigint } from "../core/_options.ts";
+import { checkBigint, checkBufferOptions } from "../core/_options.ts";
 import { IoError, StreamError, trap } from "../core/errors.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import type { IpAddressFamily, IpSocketAddress } from "../core/ip_socket_address.ts";
@@ -1125,7 +1125,8 @@ const monotonic: SyncMonotonicClockNamespace = {
  *
  * @param options Backend, permission hook, buffering and lending.
  * @returns The namespaces, shaped as jco imports them.
- * @throws {TypeError} For a permission hook that is not a function.
+ * @throws {TypeError} For a permission hook that is not a function, or a
+ * `receiveWindow` or `maxAcceptQueue` that is not a positive integer.
  * @example
  * ```ts
  * import { createSyncWasiSockets } from "./mod.ts";
@@ -1141,6 +1142,7 @@ export function createSyncWasiSockets(options: SyncWasiSocketsOptions = {}): Syn
   if (options.permission !== undefined && typeof options.permission !== "function") {
     throw new TypeError("Expected options.permission to be a function");
   }
+  checkBufferOptions(options);
   const channel = new Channel({
     backend: options.backend,
     receiveWindow: options.receiveWindow,

@@ -36,6 +36,7 @@ export interface EnvOptions {
   permission?: PermissionHook;
   receiveWindow?: number;
   maxAcceptQueue?: number;
+  lendReadBuffers?: boolean;
   network?: MemoryNetworkOptions;
   /** Wraps the memory backend, e.g. to count calls. */
   wrapBackend?: (backend: TcpBackend) => TcpBackend;
@@ -70,6 +71,7 @@ export async function withEnv(
     permission: options.permission,
     receiveWindow: options.receiveWindow,
     maxAcceptQueue: options.maxAcceptQueue,
+    lendReadBuffers: options.lendReadBuffers,
   });
   const owned: Disposable[] = [];
   const env: Env = {

@@ -4,8 +4,11 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import type { BackendBinding, BackendConnection } from "../core/backend.ts";
 import { type IoError, StreamError } from "../core/errors.ts";
+import { MemoryNetwork } from "../core/memory_network.ts";
 import { InputStream, OutputStream } from "../core/streams.ts";
+import { createWasiSockets } from "../core/wasi_sockets.ts";
 import {
   assertCode,
   assertTraps,
@@ -320,6 +323,49 @@ describe("OutputStream splice", () => {
       assert.deepEqual([...await readAll(s2.input)], [1, 2, 3]);
     });
   });
+
+  it("OutputStream.blockingSplice() reports the destination's failure instead of waiting for the source", async () => {
+    await withEnv({ noLeakCheck: true }, async (env) => {
+      const [, s1, c2] = await twoPairs(env);
+      const pending = outcomeAsync(() => c2.output.blockingSplice(s1.input, 100n));
+      await macrotasks(2);
+      env.net.reset(c2.socket.remoteAddress().val.port);
+      assert.equal(await within(pending, "blocking splice"), "last-operation-failed");
+    });
+  });
+
+  it("OutputStream.splice() from a lending stream sends the bytes read, not what the backend reuses their buffer for", async () => {
+    // A backend that reuses every recycled buffer for its next read at once.
+    const scribble = <C extends BackendConnection>(c: C): C => {
+      c.recycle = (chunk: Uint8Array) => chunk.fill(0xee);
+      return c;
+    };
+    await withEnv({
+      lendReadBuffers: true,
+      wrapBackend: (b) => ({
+        ...b,
+        connect: async (r) => scribble(await b.connect(r)),
+        bind: (r) => {
+          // The memory backend binds synchronously.
+          const binding = b.bind(r) as BackendBinding;
+          const listen = binding.listen.bind(binding);
+          binding.listen = (q) => listen({ ...q, onConnection: (c) => q.onConnection(scribble(c)) });
+          return binding;
+        },
+      }),
+    }, async (env) => {
+      const [c1, s1, c2, s2] = await twoPairs(env);
+      c1.output.write(new Uint8Array(100).fill(0x41));
+      c1.output.write(new Uint8Array(100).fill(0x42));
+      await buffered(s1.input, "data");
+      await macrotasks(2);
+      assert.equal(c2.output.splice(s1.input, 100n), 100n);
+      assert.equal(c2.output.splice(s1.input, 100n), 100n, "gives the first chunk's buffer back");
+      c2.socket.shutdown("send");
+      const got = await readAll(s2.input);
+      assert.deepEqual(got, new Uint8Array([...new Uint8Array(100).fill(0x41), ...new Uint8Array(100).fill(0x42)]));
+    });
+  });
 });
 
 describe("TcpSocket.shutdown() and streams", () => {
@@ -462,6 +508,37 @@ describe("Streams after a connection reset", () => {
     });
   });
 
+  it("InputStream.read() keeps reporting closed after the end or shutdown(receive), whatever error comes later", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output[Symbol.dispose]();
+      await buffered(server.input, "the end");
+      assertStreamError(() => server.input.read(10n), "closed");
+      client.socket.shutdown("receive");
+      assertStreamError(() => client.input.read(10n), "closed");
+      const pollable = server.output.subscribe();
+      env.net.reset();
+      await macrotasks(3);
+      assertStreamError(() => server.output.checkWrite(), "last-operation-failed", "the reset arrived");
+      assertStreamError(() => server.input.read(10n), "closed", "after the end");
+      assertStreamError(() => client.input.read(10n), "closed", "after shutdown(receive)");
+      pollable[Symbol.dispose]();
+    });
+  });
+
+  it("OutputStream.checkWrite() keeps reporting closed after shutdown(send), whatever error comes later", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      client.socket.shutdown("send");
+      assertStreamError(() => client.output.checkWrite(), "closed");
+      env.net.reset();
+      await macrotasks(3);
+      assertStreamError(() => client.input.read(1n), "last-operation-failed", "the reset arrived");
+      assertStreamError(() => client.output.checkWrite(), "closed");
+      assertStreamError(() => client.output.write(new Uint8Array(1)), "closed");
+    });
+  });
+
   it("InputStream.read() after a reset on an IPv6 connection hands out data received before it", async () => {
     await withEnv({}, async (env) => {
       const { client, server } = await pair(env, LOCALHOST6);
@@ -522,6 +599,15 @@ describe("Backpressure", () => {
       });
     }
   }
+
+  it("createWasiSockets() throws TypeError for a receiveWindow or maxAcceptQueue that is not a positive integer", () => {
+    const backend = new MemoryNetwork().backend;
+    for (const bad of [0, -1, 1.5, Number.NaN, "65536"]) {
+      assert.throws(() => createWasiSockets({ backend, receiveWindow: bad as number }), TypeError, `receiveWindow ${bad}`);
+      assert.throws(() => createWasiSockets({ backend, maxAcceptQueue: bad as number }), TypeError, `maxAcceptQueue ${bad}`);
+    }
+    createWasiSockets({ backend, receiveWindow: 1, maxAcceptQueue: 1 });
+  });
 
   it("InputStream.subscribe() or read() starts taking data, so an idle reader pushes back at once", async () => {
     await withEnv({ network: { windowSize: 1024 } }, async (env) => {

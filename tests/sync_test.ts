@@ -494,6 +494,15 @@ describe("createSyncWasiSockets({ permission })", () => {
   });
 });
 
+describe("createSyncWasiSockets() options", () => {
+  it("createSyncWasiSockets() throws TypeError for a receiveWindow or maxAcceptQueue that is not a positive integer, before starting a worker", () => {
+    for (const bad of [0, -1, 1.5]) {
+      assert.throws(() => createSyncWasiSockets({ receiveWindow: bad }), TypeError, `receiveWindow ${bad}`);
+      assert.throws(() => createSyncWasiSockets({ maxAcceptQueue: bad }), TypeError, `maxAcceptQueue ${bad}`);
+    }
+  });
+});
+
 describe("Channel (the sockets worker's liveness)", () => {
   const fixture = (name: string): string => new URL(`./fixtures/${name}`, import.meta.url).href;
   const options = { permission: false };
