@@ -181,6 +181,7 @@ class BunConnection implements BackendConnection {
   #silent = false; // no more events: closed or failed
   #released = false; // the OS socket is gone
   #keepAliveMs = 0; // only for the setKeepAlive fallback without libc
+  #keepAliveOn = false; // likewise
 
   constructor(family: IpFamily, dialled?: HostAddress) {
     this.#family = family;
@@ -249,6 +250,10 @@ class BunConnection implements BackendConnection {
     const error = this.#earlyError;
     this.#earlyError = undefined;
     if (error && !this.#closed) sink.error(error);
+    if (this.#owesDrain && this.#queue.length === 0 && !this.#silent) {
+      this.#owesDrain = false;
+      sink.drain();
+    }
     this.#syncPause();
   }
 
@@ -296,9 +301,11 @@ class BunConnection implements BackendConnection {
       if (this.#receiveShut) return;
       this.#receiveShut = true;
       this.#early = undefined;
-      // SHUT_RD makes reads return 0, which Bun reports as `end`; onEnd
-      // swallows it because the receive side is already closed for the core.
-      if (!this.#released) this.#socket!.shutdown(true);
+      // Not SHUT_RD: Bun takes the 0 it makes reads return for the peer's FIN,
+      // and once our FIN is out too, it closes the descriptor itself (with
+      // unread data, a reset that loses what we still had to send). What
+      // arrives is read and dropped instead, so reading must go on.
+      this.#syncPause();
       return;
     }
     if (this.#send !== SEND_OPEN) return;
@@ -320,10 +327,14 @@ class BunConnection implements BackendConnection {
     if (name === "keepAliveIdleTime") {
       const secs = Number((value as bigint) / 1_000_000_000n);
       this.#keepAliveMs = Math.min(Math.max(secs, 1), 32767) * 1000;
-      return true;
+      // Bun sets the idle time only with the switch: while keep-alive is on,
+      // switching it on again applies the new time.
+      return this.#keepAliveOn ? socket.setKeepAlive(true, this.#keepAliveMs) : true;
     }
     if (name === "keepAliveEnabled") {
-      return socket.setKeepAlive(value as boolean, this.#keepAliveMs || undefined);
+      const ok = socket.setKeepAlive(value as boolean, this.#keepAliveMs || undefined);
+      if (ok) this.#keepAliveOn = value as boolean;
+      return ok;
     }
     return false;
   }
@@ -390,9 +401,10 @@ class BunConnection implements BackendConnection {
       this.#send = SEND_DONE;
       socket.shutdown();
     }
-    if (this.#owesDrain) {
+    // Owed until there is a sink to tell: start() pays it.
+    if (this.#owesDrain && this.#sink) {
       this.#owesDrain = false;
-      if (!this.#silent) this.#sink?.drain();
+      if (!this.#silent) this.#sink.drain();
     }
   }
 
@@ -435,7 +447,8 @@ class BunConnection implements BackendConnection {
   }
 
   #syncPause(): void {
-    const want = this.#paused;
+    // After shutdown(receive) data is dropped as it comes: never paused.
+    const want = this.#paused && !this.#receiveShut;
     if (want === this.#osPaused || this.#released) return;
     this.#osPaused = want;
     if (want) this.#socket!.pause();
@@ -578,8 +591,11 @@ class FfiBinding implements BackendBinding {
       }
       throw bunError(e, "listen", text(this.localAddress));
     }
-    // Bun owns the descriptor from here and closes it on stop().
+    // Bun owns the descriptor from here and closes it on stop(). Adopting it,
+    // Bun listens again with its own backlog (511); Linux lets a listening
+    // socket's backlog change, so the one asked for goes back on.
     this.#fd = -1;
+    listenFd(handle.fd, request.backlog);
     return new BunListener(handle, this.localAddress);
   }
 

@@ -697,6 +697,93 @@ describe("createBunBackend()", { skip: IN_BUN ? false : "needs Bun" }, () => {
     }
   });
 
+  it("createBunBackend() shutdown('receive') then shutdown('send') keeps the descriptor, and every byte written still arrives", SLOW, async () => {
+    const b = await backend();
+    const scope = new Scope();
+    try {
+      const server = await listen(b, "ipv4", scope);
+      const client = await connect(b, server.address, scope);
+      const clientSink = new Recorder();
+      client.start(clientSink);
+      const conn = await accept(server);
+      const serverSink = new Recorder();
+      conn.start(serverSink);
+      client.shutdown("receive");
+      // Data the client no longer reads, in its kernel buffer before the FIN.
+      assert.equal(conn.write(new Uint8Array(5000)), true);
+      const data = new Uint8Array(1 << 20).map((_, i) => (i * 13 + (i >> 9)) & 255);
+      client.write(data);
+      client.shutdown("send");
+      await until(() => serverSink.ended || serverSink.failure !== undefined, "the server to see the end", 10_000);
+      assert.equal(serverSink.failure, undefined, "the server saw an error");
+      assert.equal(serverSink.bytes, data.length);
+      assert.deepEqual(concat(serverSink.chunks), data);
+      assert.ok(fdOf(client) >= 0, "the descriptor stays open until close()");
+      assert.deepEqual(clientSink.events, []);
+    } finally {
+      scope.close();
+    }
+  });
+
+  it("createBunBackend() delivers at start() a drain owed from before it", SLOW, async () => {
+    const b = await backend();
+    const scope = new Scope();
+    try {
+      const server = await listen(b, "ipv4", scope);
+      const client = await connect(b, server.address, scope);
+      const clientSink = new Recorder();
+      client.start(clientSink);
+      const conn = await accept(server);
+      // Not started: write until the kernel takes less, then let the peer read it all.
+      let written = 0;
+      for (let more = true; more;) {
+        assert.ok(written < 64 << 20, "the peer never backed up");
+        more = conn.write(new Uint8Array(1 << 20));
+        written += 1 << 20;
+      }
+      assert.equal(conn.flush!(), false, "bytes are still queued");
+      await until(() => clientSink.bytes === written, "the peer to read everything", 10_000);
+      await until(() => conn.flush!(), "the queue to empty");
+      const serverSink = new Recorder();
+      conn.start(serverSink);
+      assert.equal(serverSink.drains, 1, "the drain owed since the write");
+    } finally {
+      scope.close();
+    }
+  });
+
+  it("createBunBackend().listen() gives the kernel the backlog asked for", LINUX_ONLY, async (t) => {
+    const { execFileSync } = await import("node:child_process");
+    const b = await backend();
+    const scope = new Scope();
+    try {
+      const binding = await bind(b, loopback("ipv4"), scope);
+      const listener = scope.add(
+        await binding.listen({ backlog: 3, options: DEFAULTS, changed: NO_CHANGES, onConnection: (c) => c.close(), onError: () => {} }),
+      );
+      let line: string;
+      try {
+        // ss reports a listening socket's backlog as its Send-Q.
+        line = execFileSync("ss", ["-ltnH", `sport = :${listener.localAddress.port}`], { encoding: "utf8" });
+      } catch {
+        t.skip("ss (iproute2) is not installed");
+        return;
+      }
+      assert.equal(line.trim().split(/\s+/)[2], "3", `ss says: ${line.trim()}`);
+    } finally {
+      scope.close();
+    }
+  });
+
+  it("createBunBackend() without libc applies an idle time set while keep-alive is on", LINUX_ONLY, async () => {
+    // The fallback is for platforms without glibc; a child process fakes one.
+    const { execFileSync } = await import("node:child_process");
+    const fixture = new URL("./fixtures/bun_without_libc.ts", import.meta.url).pathname;
+    const { execPath } = await import("node:process");
+    const out = execFileSync(execPath, [fixture], { encoding: "utf8", timeout: 20_000 });
+    assert.deepEqual(JSON.parse(out), { enabled: true, idle: true, keepAlive: 1, keepIdle: 30 });
+  });
+
   it("createBunBackend() close() is idempotent and no events follow it", SLOW, async () => {
     const b = await backend();
     const scope = new Scope();
