@@ -107,7 +107,7 @@ export class NodeConnection implements BackendConnection {
   #receiveShut = false;
   #sendShut = false;
   #needDrain = false;
-  #flushed: (() => void) | undefined;
+  #flushed: ((error?: Error | null) => void) | undefined;
   #keepAlive = false;
   #idleMs = DEFAULT_IDLE_MS;
 
@@ -256,7 +256,11 @@ export class NodeConnection implements BackendConnection {
     const socket = this.#socket;
     if (this.#done || socket.writableLength === 0) return true;
     this.#needDrain = true;
-    socket.write(EMPTY, this.#flushed ??= () => this.#onDrain());
+    // node:net calls back every queued write with the error when the socket
+    // fails, before its `error` event: that is no drain.
+    socket.write(EMPTY, this.#flushed ??= (error?: Error | null) => {
+      if (!error) this.#onDrain();
+    });
     return false;
   }
 

@@ -491,6 +491,33 @@ export function backendSuite({ label, create, noIpv6Only }: SuiteOptions): void 
     }
   });
 
+  it(`${label}.flush() answers false while bytes wait, and a reset then brings an error, never a drain`, async () => {
+    const backend = create();
+    const server = await Server.open(backend);
+    let peer: net.Socket | undefined;
+    let connection: BackendConnection | undefined;
+    try {
+      peer = await rawConnect("127.0.0.1", server.port);
+      // The peer reads nothing: the bytes back up on our side.
+      peer.pause();
+      connection = await server.next();
+      const rec = new Recorder();
+      connection.start(rec);
+      const chunk = new Uint8Array(1 << 20);
+      for (let n = 1; connection.write(chunk); n++) assert.ok(n < 64, "the peer never backed up");
+      if (connection.flush) assert.equal(connection.flush(), false, "flush() while bytes wait");
+      const closed = once(peer, "close", "the peer resets");
+      peer.resetAndDestroy();
+      await closed;
+      await rec.until(() => rec.failure !== undefined, "the reset reaches the connection");
+      assert.equal(rec.drains, 0, "a drain for bytes that never left");
+    } finally {
+      connection?.close();
+      peer?.destroy();
+      server.close();
+    }
+  });
+
   it(`${label}.shutdown() "send" delivers every byte, then end, while the peer can still send`, async () => {
     const backend = create();
     const server = await Server.open(backend);
