@@ -198,7 +198,11 @@ export interface ListenRequest {
   changed: ReadonlySet<TcpOptionName>;
   /** Called with each accepted connection; the core starts it. */
   onConnection(connection: BackendConnection): void;
-  /** Called when the listener fails after it started. */
+  /**
+   * Called when taking a connection fails after the listener started (for
+   * example `new-socket-limit`). The next `accept` reports the error; a
+   * pulling listener is asked again with `demand()` after that.
+   */
   onError(error: NetworkError): void;
 }
 

@@ -132,7 +132,14 @@ type State =
     // Connections that arrive before finish-listen wait here.
     queue: BackendConnection[];
   }
-  | { tag: "listening"; listener: BackendListener; queue: BackendConnection[] }
+  | {
+    tag: "listening";
+    listener: BackendListener;
+    queue: BackendConnection[];
+    // The backend failed to take a connection (say, out of descriptors): the
+    // next accept reports it, as accept(2) would, and then asks again.
+    failure?: NetworkError;
+  }
   | {
     tag: "connect-in-progress";
     pending: Pending<BackendConnection>;
@@ -435,7 +442,12 @@ export class TcpSocket {
         options: this.#options,
         changed: this.#changed ?? NO_CHANGES,
         onConnection: (c) => this.#incoming(c, queue),
-        onError: () => {},
+        onError: (error) => {
+          const s = this.#state;
+          if (s.tag !== "listening" || s.queue !== queue) return;
+          s.failure = error;
+          this.#notifier.notify();
+        },
       });
     const pending = this.#settle(
       () => permit ? permit.then(listen) : listen(),
@@ -506,7 +518,8 @@ export class TcpSocket {
    *
    * @returns The client socket and its input and output streams.
    * @throws {NetworkError} `invalid-state` when not listening, `would-block`
-   * when no connection is pending.
+   * when no connection is pending, or, once, the error with which the backend
+   * last failed to take one (such as `new-socket-limit`).
    */
   accept(): [TcpSocket, InputStream, OutputStream] {
     const s = this.#state;
@@ -515,6 +528,11 @@ export class TcpSocket {
     }
     const connection = s.queue.shift();
     if (!connection) {
+      const failure = s.failure;
+      if (failure) {
+        s.failure = undefined;
+        throw failure;
+      }
       s.listener.demand?.();
       throw NO_CONNECTION;
     }
@@ -801,7 +819,7 @@ export class TcpSocket {
       case "connect-in-progress":
         return s.pending.done;
       case "listening":
-        if (s.queue.length > 0) return true;
+        if (s.queue.length > 0 || s.failure) return true;
         // Whoever asks is about to accept or to wait for a connection.
         s.listener.demand?.();
         return false;

@@ -12,6 +12,7 @@ import type {
   ListenRequest,
   TcpBackend,
 } from "../core/backend.ts";
+import { NetworkError } from "../core/errors.ts";
 import type { IpSocketAddress } from "../core/ip_socket_address.ts";
 import { createWasiSockets } from "../core/wasi_sockets.ts";
 import { listen } from "./_wasi_helpers.ts";
@@ -1205,6 +1206,27 @@ describe("TcpSocket listening on a backend that pulls connections", () => {
       assert.ok(refused.closed, "the refused connection is closed");
       assert.equal(pull.demands, 2, "and the guest's demand is passed on again");
       assertCode(() => listener.accept(), "would-block");
+    } finally {
+      listener[Symbol.dispose]();
+    }
+  });
+
+  it("TcpSocket.accept() reports once the error with which the backend failed to take a connection, wakes the pollable, then asks again", async () => {
+    const pull = new PullListener();
+    const wasi = createWasiSockets({ backend: pullBackend(pull) });
+    const listener = await listen(wasi, LOCALHOST4);
+    try {
+      const pollable = listener.subscribe();
+      assert.equal(pollable.ready(), false);
+      const woken = pollable.block();
+      pull.request.onError(new NetworkError("new-socket-limit", "Too many open files"));
+      await within(woken, "the listener's pollable");
+      const asked = pull.demands;
+      assertCode(() => listener.accept(), "new-socket-limit");
+      assert.equal(pull.demands, asked, "the failure is reported before asking again");
+      assertCode(() => listener.accept(), "would-block");
+      assert.equal(pull.demands, asked + 1, "the next accept asks again");
+      assert.equal(pollable.ready(), false);
     } finally {
       listener[Symbol.dispose]();
     }
