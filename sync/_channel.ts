@@ -11,10 +11,12 @@ import {
   type Call,
   Control,
   DEAD,
+  DEATH_BYTES,
+  DEATH_LENGTH,
+  DEATH_OFFSET,
   EVENTS,
   HANDLES,
   HEARTBEAT,
-  PAYLOAD_OFFSET,
   REQUEST,
   RESPONSE,
   STARTING,
@@ -31,6 +33,8 @@ const CALL_MS = 60_000;
 const STALL_MS = 15_000;
 /** Longest single Atomics.wait, so that liveness is checked in between. */
 const SLICE_MS = 500;
+/** Creates and drops per request at most: 20 bytes each leave the payload area room to spare. */
+const BATCH = 2000;
 
 // Runs in the worker as CommonJS (eval), so that even a failure to load the
 // worker module reaches the main thread, through the control block.
@@ -38,15 +42,22 @@ const BOOTSTRAP = `
 const { workerData } = require("node:worker_threads");
 const words = new Int32Array(workerData.control, 0, 16);
 function fail(e) {
-  const text = JSON.stringify({ t: "The sockets worker failed: " + (e && e.stack || e) });
-  const bytes = new TextEncoder().encode(text).subarray(0, 60000);
-  new Uint8Array(workerData.control, ${PAYLOAD_OFFSET}).set(bytes);
-  Atomics.store(words, 5, bytes.length);
+  if (Atomics.load(words, ${STATE}) === ${DEAD}) return;
+  const text = "The sockets worker failed: " + (e && e.stack || e);
+  const bytes = new TextEncoder().encode(text).subarray(0, ${DEATH_BYTES});
+  new Uint8Array(workerData.control, ${DEATH_OFFSET}, ${DEATH_BYTES}).set(bytes);
+  Atomics.store(words, ${DEATH_LENGTH}, bytes.length);
   Atomics.store(words, ${STATE}, ${DEAD});
   for (const i of [${STATE}, ${RESPONSE}, ${EVENTS}]) Atomics.notify(words, i);
 }
 process.on("uncaughtException", fail);
 process.on("unhandledRejection", fail);
+// Where a worker is a web worker underneath (bun test skips the process
+// handlers there), its global scope hears of the failure too.
+if (typeof addEventListener === "function") {
+  addEventListener("error", (event) => fail(event.error ?? event.message));
+  addEventListener("unhandledrejection", (event) => fail(event.reason));
+}
 (async () => {
   if (workerData.tsx) (await import(workerData.tsx)).register();
   const { serve } = await import(workerData.url);
@@ -117,8 +128,13 @@ export class Channel {
   }
 
   #start(): Control {
-    if (this.#control) return this.#control;
     if (this.#broken) throw trap(this.#broken);
+    const started = this.#control;
+    if (started) {
+      // A worker that failed may still answer; its failure comes first.
+      if (Atomics.load(started.words, STATE) === DEAD) this.#checkAlive();
+      return started;
+    }
     const control = new Control();
     const { port1, port2 } = new MessageChannel();
     const { url, tsx } = workerUrl(this.#limits.url);
@@ -155,13 +171,7 @@ export class Channel {
     const control = this.#control!;
     const words = control.words;
     if (Atomics.load(words, STATE) === DEAD) {
-      let reason = "The sockets worker died";
-      try {
-        reason = control.read<{ t: string }>().t;
-      } catch {
-        // The reason is lost; the fact is not.
-      }
-      this.#break(reason);
+      this.#break(control.deathReason() ?? "The sockets worker died");
     }
     const beat = Atomics.load(words, HEARTBEAT);
     const now = performance.now();
@@ -193,7 +203,9 @@ export class Channel {
     const request = this.#send(control, call);
     this.#await(words, request, op);
     const answer = control.read<Answer>();
-    if ("r" in answer) this.#known.set(handle, answer.r === 1 ? true : fires);
+    // The worker's count, read when it armed the pollable: a fire between
+    // ours and the call (a connection that the call then took) is not news.
+    if ("r" in answer) this.#known.set(handle, answer.r === 1 ? true : answer.f ?? fires);
     if ("e" in answer) throw new NetworkError(answer.e as ErrorCode, answer.m);
     if ("y" in answer) throw new TypeError(answer.y);
     if ("t" in answer) throw trap(answer.t);
@@ -202,6 +214,7 @@ export class Channel {
   }
 
   // Writes a request, with the creates and drops made since the last one.
+  // More than fit one request go ahead in requests of their own.
   #send(control: Control, call: Call): number {
     const words = control.words;
     if (this.#unanswered !== undefined) {
@@ -209,14 +222,31 @@ export class Channel {
       this.#unanswered = undefined;
       this.#await(words, earlier, "a batch of creates and drops");
     }
+    while (this.#creates.length + this.#drops.length > BATCH) {
+      const batch: Call = { op: "noop", h: 0, a: [] };
+      this.#batch(batch);
+      this.#await(words, this.#post(control, batch), "a batch of creates and drops");
+    }
+    this.#batch(call);
+    return this.#post(control, call);
+  }
+
+  // Moves up to BATCH pending creates and drops into `call`: creates first,
+  // and drops only once no create is left, since a drop may name a socket
+  // created in the same task.
+  #batch(call: Call): void {
+    let room = BATCH;
     if (this.#creates.length > 0) {
-      call.c = this.#creates;
-      this.#creates = [];
+      call.c = this.#creates.splice(0, room);
+      room -= call.c.length;
     }
-    if (this.#drops.length > 0) {
-      call.d = this.#drops;
-      this.#drops = [];
+    if (room > 0 && this.#creates.length === 0 && this.#drops.length > 0) {
+      call.d = this.#drops.splice(0, room);
     }
+  }
+
+  #post(control: Control, call: Call): number {
+    const words = control.words;
     control.write(call);
     this.#requests++;
     const request = (Atomics.load(words, REQUEST) + 1) | 0;

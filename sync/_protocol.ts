@@ -11,6 +11,7 @@ export const STATE = 3; // STARTING, READY or DEAD
 export const HEARTBEAT = 4; // bumped by the worker's timer
 export const LENGTH = 5; // bytes of the message in the payload area
 export const HANDLES = 6; // handles given out so far, by either thread
+export const DEATH_LENGTH = 7; // bytes of the reason the worker died, in its own area
 
 export const STARTING = 0;
 export const READY = 1;
@@ -22,6 +23,14 @@ export const PAYLOAD_OFFSET = 64;
 const PAYLOAD_BYTES = 64 * 1024;
 /** Slots of the readiness table (a power of two); a socket uses slot `handle & (SLOTS - 1)`. */
 const SLOTS = 1024;
+/**
+ * Where the reason the worker died goes: apart from the payload area, which a
+ * worker that fails but goes on answering would overwrite. The worker's
+ * bootstrap hard-codes it too.
+ */
+export const DEATH_OFFSET = PAYLOAD_OFFSET + PAYLOAD_BYTES + SLOTS * 8;
+/** Bytes of the death reason at most. */
+export const DEATH_BYTES = 4096;
 
 /** Milliseconds between heartbeats. */
 export const HEARTBEAT_MS = 200;
@@ -45,10 +54,11 @@ export interface Call {
 /**
  * An answer: a value, a socket error (code, message), a TypeError or a trap.
  * A value answering a call on a socket says whether the socket's pollable is
- * ready now (`r: 1`) or was armed to fire when it becomes ready (`r: 0`).
+ * ready now (`r: 1`) or was armed to fire when it becomes ready (`r: 0`,
+ * with `f` the fire count of its slot at that moment).
  */
 export type Answer =
-  | { v: unknown; r?: 0 | 1 }
+  | { v: unknown; r?: 0 | 1; f?: number }
   | { e: string; m: string }
   | { y: string }
   | { t: string };
@@ -80,7 +90,7 @@ export class Control {
   readonly #fires: Int32Array;
   readonly #firedHandles: Int32Array;
 
-  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(PAYLOAD_OFFSET + PAYLOAD_BYTES + SLOTS * 8)) {
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(DEATH_OFFSET + DEATH_BYTES)) {
     this.buffer = buffer;
     this.words = new Int32Array(buffer, 0, PAYLOAD_OFFSET / 4);
     this.#payload = new Uint8Array(buffer, PAYLOAD_OFFSET, PAYLOAD_BYTES);
@@ -130,6 +140,13 @@ export class Control {
     }
     this.#payload.set(bytes);
     Atomics.store(this.words, LENGTH, bytes.length);
+  }
+
+  /** Why the worker died, as its bootstrap wrote it; undefined when it wrote nothing. */
+  deathReason(): string | undefined {
+    const n = Math.min(Atomics.load(this.words, DEATH_LENGTH), DEATH_BYTES);
+    if (n <= 0) return undefined;
+    return decoder.decode(new Uint8Array(this.buffer, DEATH_OFFSET, n).slice());
   }
 
   /** Reads the message in the payload area. */

@@ -460,7 +460,7 @@ export async function serve(setup: WorkerSetup): Promise<void> {
     const request = Atomics.load(words, REQUEST);
     if (request === seen) continue;
     seen = request;
-    let reply: Answer & { r?: 0 | 1 };
+    let reply: Answer & { r?: 0 | 1; f?: number };
     try {
       const call = control.read<Call>();
       if (call.c) {
@@ -483,6 +483,7 @@ export async function serve(setup: WorkerSetup): Promise<void> {
         if (pollable.ready()) reply.r = 1;
         else {
           reply.r = 0;
+          reply.f = control.fires(call.h);
           armed(call.h, pollable);
         }
       }

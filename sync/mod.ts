@@ -586,7 +586,8 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  *
  * @param pollables One or more pollables.
  * @returns The indices of the ready ones.
- * @throws {Error} A trap for an empty list.
+ * @throws {Error} A trap for an empty list, or for pollables of two instances
+ * (two `createSyncWasiSockets` calls).
  * @throws {TypeError} When an element is not a Pollable of this module.
  * @example
  * ```ts
@@ -605,7 +606,10 @@ function pollList(pollables: Pollable[]): Uint32Array {
   let channel: Channel | undefined;
   const remote: number[] = [];
   for (const s of sources) {
-    if (s.kind !== "clock") channel ??= s.channel;
+    if (s.kind === "clock") continue;
+    channel ??= s.channel;
+    // Handles are numbered per worker, and a wait can watch one worker only.
+    if (s.channel !== channel) throw trap("poll of pollables from two instances of the synchronous mode");
     if (s.kind === "remote") remote.push(s.handle);
   }
   for (;;) {

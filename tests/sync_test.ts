@@ -494,6 +494,25 @@ describe("createSyncWasiSockets({ permission })", () => {
   });
 });
 
+describe("poll() across instances", () => {
+  it("poll() traps for pollables of two instances instead of asking one worker about the other's handles", () => {
+    const a = createSyncWasiSockets();
+    const b = createSyncWasiSockets();
+    try {
+      const sa = a.tcpCreateSocket.createTcpSocket("ipv4");
+      const sb = b.tcpCreateSocket.createTcpSocket("ipv4");
+      const pa = sa.subscribe();
+      const pb = sb.subscribe();
+      assert.throws(() => a.poll.poll([pa, pb]), (e: Error) => !("payload" in e) && /two instances/.test(e.message));
+      assert.deepEqual([...a.poll.poll([pa])], [0]);
+      for (const r of [pa, pb, sa, sb]) r[Symbol.dispose]();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe("createSyncWasiSockets() options", () => {
   it("createSyncWasiSockets() throws TypeError for a receiveWindow or maxAcceptQueue that is not a positive integer, before starting a worker", () => {
     for (const bad of [0, -1, 1.5]) {
@@ -528,15 +547,102 @@ describe("Channel (the sockets worker's liveness)", () => {
     }
   });
 
-  it("close() makes later calls trap", () => {
+  it("call() traps with the reason when the worker fails after starting, although it goes on answering", () => {
+    const channel = new Channel(options, { url: fixture("worker_fails_later.ts"), startMs: 20_000 });
+    try {
+      const socket = channel.create("ipv4");
+      assert.equal(channel.call("call", socket, ["addressFamily"]), "ipv4");
+      const until = performance.now() + 10_000;
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      let failure: Error | undefined;
+      while (!failure) {
+        assert.ok(performance.now() < until, "no call trapped within 10 s");
+        Atomics.wait(pause, 0, 0, 50);
+        try {
+          channel.call("call", socket, ["addressFamily"]);
+        } catch (e) {
+          failure = e as Error;
+        }
+      }
+      assert.ok(!("payload" in failure), "a trap");
+      assert.match(failure.message, /fails after starting/);
+      assert.throws(() => channel.call("call", socket, ["addressFamily"]), /fails after starting/, "and keeps failing");
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("close() makes later calls trap at once, without a request to the worker", () => {
     const wasi = createSyncWasiSockets();
     wasi.tcpCreateSocket.createTcpSocket("ipv4")[Symbol.dispose]();
     wasi.close();
     assert.throws(() => wasi.tcpCreateSocket.createTcpSocket("ipv4"), (e: Error) => /closed/.test(e.message));
+    const channel = new Channel(options);
+    const socket = channel.create("ipv4");
+    channel.call("call", socket, ["addressFamily"]);
+    channel.close();
+    const requests = channel.requests;
+    assert.throws(() => channel.call("call", socket, ["addressFamily"]), /closed/);
+    assert.throws(() => channel.ready([socket], false), /closed/);
+    assert.equal(channel.requests, requests, "nothing was sent");
+  });
+
+  it("Channel sends any number of creates and drops made between two calls", () => {
+    const channel = new Channel(options);
+    try {
+      const sockets: number[] = [];
+      for (let i = 0; i < 5000; i++) sockets.push(channel.create("ipv4"));
+      assert.equal(channel.call("call", sockets[0], ["addressFamily"]), "ipv4");
+      assert.equal(channel.call("call", sockets[4999], ["addressFamily"]), "ipv4");
+      for (const socket of sockets) channel.drop(socket);
+      const kept = channel.create("ipv6");
+      assert.equal(channel.call("call", kept, ["addressFamily"]), "ipv6");
+      assert.throws(() => channel.call("call", sockets[4999], ["addressFamily"]), /No socket/, "the last drop reached the worker");
+    } finally {
+      channel.close();
+    }
   });
 });
 
 describe("Channel.ready() (socket readiness without a call per poll)", () => {
+  it("Channel.ready() does not report a listener ready after accept took the connection whose arrival fired it", () => {
+    const channel = new Channel({ permission: false });
+    try {
+      const listener = channel.create("ipv4");
+      channel.call("call", listener, ["startBind", withPort(LOCALHOST4, 0)]);
+      channel.call("call", listener, ["finishBind"]);
+      channel.call("call", listener, ["startListen"]);
+      channel.call("call", listener, ["finishListen"]);
+      const local = channel.call("call", listener, ["localAddress"]);
+      channel.ready([listener], true);
+      let spurious = 0;
+      const until = performance.now() + 20_000;
+      for (let i = 0; i < 200; i++) {
+        const client = channel.create("ipv4");
+        channel.call("call", client, ["startConnect", local]);
+        // Accept as a guest does, until it has the one connection: the
+        // listener's fire may land while the accept is on its way.
+        let accepted: [number, [number, number], [number, number]] | undefined;
+        while (!accepted) {
+          assert.ok(performance.now() < until, "the connections were accepted within 20 s");
+          try {
+            accepted = channel.call("accept", listener) as typeof accepted;
+          } catch (e) {
+            if ((e as { payload?: string }).payload !== "would-block") throw e;
+          }
+        }
+        if (channel.ready([listener], false).size > 0) spurious++;
+        channel.drop(accepted![1][0]);
+        channel.drop(accepted![2][0]);
+        channel.drop(accepted![0]);
+        channel.drop(client);
+      }
+      assert.equal(spurious, 0, "times the listener was reported ready with nothing to accept");
+    } finally {
+      channel.close();
+    }
+  });
+
   it("Channel.ready() knows a listener's readiness from the last call's answer and the worker's fires, and asks only when it cannot tell", () => {
     const channel = new Channel({ permission: false });
     try {
