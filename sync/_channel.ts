@@ -33,6 +33,8 @@ const CALL_MS = 60_000;
 const STALL_MS = 15_000;
 /** Longest single Atomics.wait, so that liveness is checked in between. */
 const SLICE_MS = 500;
+// A word nobody changes, to sleep on.
+const pause = new Int32Array(new SharedArrayBuffer(4));
 /** Creates and drops per request at most: 20 bytes each leave the payload area room to spare. */
 const BATCH = 2000;
 
@@ -338,8 +340,9 @@ export class Channel {
       }
       if (performance.now() > until) this.#break(`Ring ${n} never arrived from the sockets worker`);
       // Posted messages are queued at once on every runtime here; this only
-      // guards against one that is not.
-      Atomics.wait(this.#words(), STATE, -1, 1);
+      // guards against one that is not, without spinning.
+      Atomics.wait(pause, 0, 0, 1);
+      this.#checkAlive();
     }
   }
 

@@ -786,11 +786,22 @@ export class TcpSocket {
       ];
       const socket = new TcpSocket(CREATE, this.#ctx, handle);
       const streams = socket.#streams([input, output]);
-      if (this.#verdict(() => socket.remoteAddress(), "accept") === false) {
-        // Refused: as if it had never arrived.
+      const release = (): void => {
         streams[0][Symbol.dispose]();
         streams[1][Symbol.dispose]();
         socket[Symbol.dispose]();
+      };
+      let verdict: boolean | undefined;
+      try {
+        verdict = this.#verdict(() => socket.remoteAddress(), "accept");
+      } catch (e) {
+        // The hook failed (or is asynchronous): the guest never sees the socket.
+        release();
+        throw e;
+      }
+      if (verdict === false) {
+        // Refused: as if it had never arrived.
+        release();
         continue;
       }
       return [socket, ...streams];

@@ -482,6 +482,30 @@ describe("createSyncWasiSockets({ permission })", () => {
     }
   });
 
+  it("TcpSocket.accept() whose hook throws passes the error on and drops the connection", () => {
+    const wasi = createSyncWasiSockets({
+      permission: (_addr, use) => {
+        if (use === "accept") throw new RangeError("The hook fails");
+        return true;
+      },
+    });
+    const net = wasi.instanceNetwork.instanceNetwork();
+    const listener = listen(wasi, LOCALHOST4);
+    const c1 = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      c1.startConnect(net, listener.localAddress());
+      const [in1] = finish(wasi, c1, () => c1.finishConnect(), "connect");
+      const ready = listener.subscribe();
+      await_(wasi, ready, "a pending connection");
+      assert.throws(() => listener.accept(), RangeError);
+      assert.equal(readAll(wasi, in1).length, 0, "the client sees its connection end");
+    } finally {
+      c1[Symbol.dispose]();
+      listener[Symbol.dispose]();
+      wasi.close();
+    }
+  });
+
   it("an asynchronous hook gives a TypeError", () => {
     const wasi = createSyncWasiSockets({ permission: (() => Promise.resolve(true)) as never });
     const s = wasi.tcpCreateSocket.createTcpSocket("ipv4");
