@@ -259,7 +259,10 @@ export interface BackendListener {
 export interface BackendBinding {
   /** The bound address, with the port resolved when 0 was asked for. */
   readonly localAddress: HostAddress;
-  /** Starts listening on the bound address. */
+  /**
+   * Starts listening on the bound address. When it fails, the core closes
+   * the binding: the socket is then closed, as in wasmtime.
+   */
   listen(request: ListenRequest): BackendListener | Promise<BackendListener>;
   /** Releases the address. Idempotent. */
   close(): void;

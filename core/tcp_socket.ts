@@ -268,8 +268,10 @@ export class TcpSocket {
       return e;
     };
     const answer = hook(address, use);
-    if (answer instanceof Promise) {
-      return answer.then((ok) => {
+    // Any thenable counts as asynchronous (a promise of another realm too):
+    // taken for a truthy answer, it would let a refusal through.
+    if (typeof (answer as { then?: unknown } | null)?.then === "function") {
+      return Promise.resolve(answer).then((ok) => {
         if (!ok) throw denied();
         // A socket dropped while the hook was deciding must not reach the backend.
         if (this.#dropped) throw new NetworkError("invalid-state", "The socket was dropped");
@@ -496,7 +498,9 @@ export class TcpSocket {
    * Finishes a listen.
    *
    * @throws {NetworkError} `not-in-progress` without a started listen,
-   * `would-block` while pending, or the listen's error (the socket stays bound).
+   * `would-block` while pending, or the listen's error (the socket is then
+   * closed, as the spec's state diagram and wasmtime have it, except after a
+   * policy refusal, which changes nothing).
    */
   finishListen(): void {
     const s = this.#state;
@@ -506,7 +510,11 @@ export class TcpSocket {
     const p = s.pending;
     if (!p.done) throw NOT_FINISHED;
     if (!p.ok) {
-      this.#state = { tag: "bound", binding: s.binding };
+      if (policyDenials.has(p.error)) this.#state = { tag: "bound", binding: s.binding };
+      else {
+        s.binding.close();
+        this.#state = { tag: "closed" };
+      }
       throw p.error;
     }
     this.#state = { tag: "listening", listener: p.value, queue: s.queue };

@@ -546,12 +546,10 @@ function applyChanged(
 class FfiBinding implements BackendBinding {
   localAddress: HostAddress;
   #fd: number;
-  #ipv6Only: boolean;
 
-  constructor(fd: number, localAddress: HostAddress, ipv6Only: boolean) {
+  constructor(fd: number, localAddress: HostAddress) {
     this.#fd = fd;
     this.localAddress = localAddress;
-    this.#ipv6Only = ipv6Only;
   }
 
   listen(request: ListenRequest): BackendListener {
@@ -579,16 +577,10 @@ class FfiBinding implements BackendBinding {
         socket: SERVER_HANDLERS,
       });
     } catch (e) {
-      // The descriptor listens now and cannot go back; swap in a fresh bound
-      // one so that the socket stays bound, as the core expects after a
-      // failed listen.
+      // The descriptor listens now and cannot go back; the core closes the
+      // socket after a failed listen anyway.
       this.#fd = -1;
       closeFd(fd);
-      try {
-        this.#fd = reserve(this.localAddress, this.#ipv6Only).fd;
-      } catch {
-        // Address lost; the binding stays closed and reports invalid-state.
-      }
       throw bunError(e, "listen", text(this.localAddress));
     }
     // Bun owns the descriptor from here and closes it on stop(). Adopting it,
@@ -774,7 +766,7 @@ export function createBunBackend(): TcpBackend {
     bind(request: BindRequest): BackendBinding {
       if (!ffi) return probeBind(request);
       const { fd, address } = reserve(request.local, request.ipv6Only);
-      return new FfiBinding(fd, address, request.ipv6Only);
+      return new FfiBinding(fd, address);
     },
     connect,
   };

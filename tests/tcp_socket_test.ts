@@ -6,6 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type {
+  BackendBinding,
   BackendConnection,
   BackendListener,
   HostAddress,
@@ -179,6 +180,37 @@ describe("TcpSocket states and transitions", () => {
       s.finishBind();
       assert.equal(s.localAddress().tag, "ipv4");
       assertCode(() => s.finishBind(), "not-in-progress");
+    });
+  });
+
+  it("TcpSocket.finishListen() reports the backend's listen error, and the socket is then closed", async () => {
+    let released = 0;
+    await withEnv({
+      wrapBackend: (b) => ({
+        ...b,
+        bind: (r) => {
+          // The memory backend binds synchronously.
+          const binding = b.bind(r) as BackendBinding;
+          return {
+            localAddress: binding.localAddress,
+            listen: () => {
+              throw new NetworkError("address-in-use", "Another socket listens on the port");
+            },
+            close: () => {
+              released++;
+              binding.close();
+            },
+          };
+        },
+      }),
+    }, async (env) => {
+      const s = await bound(env);
+      s.startListen();
+      assertCode(() => s.finishListen(), "address-in-use");
+      assert.equal(released, 1, "the binding is released");
+      assertCode(() => s.localAddress(), "invalid-state");
+      assertCode(() => s.startListen(), "invalid-state");
+      assertCode(() => s.startBind(env.network, LOCALHOST4), "invalid-state");
     });
   });
 
@@ -994,6 +1026,36 @@ describe("TcpSocket permission hook", () => {
       s.startListen();
       s.finishListen();
       assert.equal(s.isListening(), true);
+    });
+  });
+
+  it("TcpSocket.finishListen() after an asynchronous refusal of 'listen' leaves the socket bound", async () => {
+    let allowListen = false;
+    await withEnv({ permission: (_a, use) => Promise.resolve(use !== "listen" || allowListen) }, async (env) => {
+      const s = await bound(env);
+      s.startListen();
+      await finish(s, () => s.finishListen(), "the refusal").then(
+        () => assert.fail("the listen went ahead"),
+        (e) => assert.equal((e as NetworkError).payload, "access-denied"),
+      );
+      assert.ok(portOf(s) > 0, "still bound");
+      allowListen = true;
+      s.startListen();
+      await finish(s, () => s.finishListen(), "the listen");
+      assert.equal(s.isListening(), true);
+    });
+  });
+
+  it("TcpSocket permission hooks that answer with any thenable are awaited, so a refusal holds", async () => {
+    const thenable = (ok: boolean) => ({ then: (resolve: (v: boolean) => void) => resolve(ok) });
+    await withEnv({ permission: (_a, use) => thenable(use !== "bind") as unknown as Promise<boolean> }, async (env) => {
+      const s = env.socket();
+      s.startBind(env.network, LOCALHOST4);
+      await finish(s, () => s.finishBind(), "the refusal").then(
+        () => assert.fail("the bind went ahead"),
+        (e) => assert.equal((e as NetworkError).payload, "access-denied"),
+      );
+      assert.equal(env.net.stats.bindings, 0);
     });
   });
 
