@@ -12,6 +12,7 @@
 
 import type { BackendConnection, ConnectionSink } from "./backend.ts";
 import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
+import { isForeignStream } from "./_foreign_streams.ts";
 import { checkBigint } from "./_options.ts";
 import { Notifier, Pollable, type PollSource, waitFor, waitUntil } from "./pollable.ts";
 
@@ -295,6 +296,7 @@ class Sink implements ConnectionSink {
 
 // For splice, which reads another stream's receiver.
 let receiverOf: (stream: InputStream) => Receiver;
+let isOwnInput: (value: unknown) => value is InputStream;
 
 /**
  * `wasi:io/streams.input-stream`: the receive side of a TCP connection.
@@ -331,6 +333,19 @@ export class InputStream {
 
   static {
     receiverOf = (stream) => stream.#rx;
+    isOwnInput = (value) => typeof value === "object" && value !== null && #rx in value;
+  }
+
+  /**
+   * `instanceof InputStream`: true for this package's input streams and for
+   * another host's (such as preview2-shim's stdin), which jco checks against
+   * this class when wasi:cli comes from elsewhere.
+   *
+   * @param value Anything.
+   * @returns Whether it is an input stream.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isOwnInput(value) || isForeignStream(value, "input");
   }
 
   /**
@@ -456,6 +471,18 @@ export class OutputStream {
       throw new TypeError("OutputStream is created by TcpSocket, not constructed");
     }
     this.#tx = internal;
+  }
+
+  /**
+   * `instanceof OutputStream`: true for this package's output streams and for
+   * another host's (such as preview2-shim's stdout), which jco checks against
+   * this class when wasi:cli comes from elsewhere.
+   *
+   * @param value Anything.
+   * @returns Whether it is an output stream.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return (typeof value === "object" && value !== null && #tx in value) || isForeignStream(value, "output");
   }
 
   /**
@@ -602,7 +629,7 @@ export class OutputStream {
    * @throws {TypeError} For a wrong `src` or `len`.
    */
   splice(src: InputStream, len: bigint): bigint {
-    if (!(src instanceof InputStream)) throw new TypeError("Expected src to be an InputStream");
+    if (!isOwnInput(src)) throw new TypeError("Expected src to be an InputStream of this package");
     checkBigint(len, "len");
     const tx = this.#tx;
     tx.check();
@@ -627,7 +654,7 @@ export class OutputStream {
    * @throws {TypeError} For a wrong `src` or `len`.
    */
   async blockingSplice(src: InputStream, len: bigint): Promise<bigint> {
-    if (!(src instanceof InputStream)) throw new TypeError("Expected src to be an InputStream");
+    if (!isOwnInput(src)) throw new TypeError("Expected src to be an InputStream of this package");
     checkBigint(len, "len");
     const tx = this.#tx;
     tx.check();

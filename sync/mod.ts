@@ -26,6 +26,7 @@
  * @module
  */
 
+import { isForeignStream } from "../core/_foreign_streams.ts";
 import { checkBigint, checkBufferOptions } from "../core/_options.ts";
 import { IoError, StreamError, trap } from "../core/errors.ts";
 import type { ErrorCode } from "../core/errors.ts";
@@ -78,6 +79,7 @@ function length(len: bigint): number {
 // Internal access to the streams from the socket, and to readiness from poll.
 let closeInput: (stream: InputStream) => void;
 let closeOutput: (stream: OutputStream) => void;
+let isOwnInput: (value: unknown) => value is InputStream;
 let shutdownOutput: (stream: OutputStream) => void;
 
 /**
@@ -119,6 +121,19 @@ export class InputStream {
     closeInput = (stream) => {
       stream.#closed = true;
     };
+    isOwnInput = (value) => typeof value === "object" && value !== null && #ring in value;
+  }
+
+  /**
+   * `instanceof InputStream`: true for this module's input streams and for
+   * another host's (such as preview2-shim's stdin), which jco checks against
+   * this class when wasi:cli comes from elsewhere.
+   *
+   * @param value Anything.
+   * @returns Whether it is an input stream.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return isOwnInput(value) || isForeignStream(value, "input");
   }
 
   /**
@@ -292,6 +307,18 @@ export class OutputStream {
     this.#ctx = ctx;
     this.#handle = ref[0];
     this.#ring = ctx.channel.ring(ref[1]);
+  }
+
+  /**
+   * `instanceof OutputStream`: true for this module's output streams and for
+   * another host's (such as preview2-shim's stdout), which jco checks against
+   * this class when wasi:cli comes from elsewhere.
+   *
+   * @param value Anything.
+   * @returns Whether it is an output stream.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return (typeof value === "object" && value !== null && #ring in value) || isForeignStream(value, "output");
   }
 
   static {
@@ -472,7 +499,7 @@ export class OutputStream {
    * @throws {TypeError} For a wrong `src` or `len`.
    */
   splice(src: InputStream, len: bigint): bigint {
-    if (!(src instanceof InputStream)) throw new TypeError("Expected src to be an InputStream");
+    if (!isOwnInput(src)) throw new TypeError("Expected src to be an InputStream of this module");
     checkBigint(len, "len");
     this.#check();
     const room = this.#room();
@@ -496,7 +523,7 @@ export class OutputStream {
    * @throws {TypeError} For a wrong `src` or `len`.
    */
   blockingSplice(src: InputStream, len: bigint): bigint {
-    if (!(src instanceof InputStream)) throw new TypeError("Expected src to be an InputStream");
+    if (!isOwnInput(src)) throw new TypeError("Expected src to be an InputStream of this module");
     checkBigint(len, "len");
     const srcReady = src.subscribe();
     for (;;) {

@@ -25,8 +25,11 @@ const QJS = join(ROOT, "node_modules", "componentize-qjs");
  * semver-compatible imports into the newest.
  */
 export const GUEST_WASI_VERSION = "0.2.6";
-/** The WASI packages a TCP guest's world uses. */
-const WASI_PACKAGES = ["io", "clocks", "sockets"];
+/**
+ * The WASI packages the guests' worlds use: wasi:cli for stdout and stderr,
+ * with filesystem and random because the cli package's own worlds name them.
+ */
+const WASI_PACKAGES = ["io", "clocks", "sockets", "cli", "filesystem", "random"];
 
 /** The guests of tests/guests/: JS file name and WIT world. */
 export const GUEST_WORLDS = {

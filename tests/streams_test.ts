@@ -277,6 +277,26 @@ describe("InputStream reads", () => {
     assert.throws(() => new InputStream({}), TypeError);
     assert.throws(() => new OutputStream({}), TypeError);
   });
+
+  it("instanceof InputStream and OutputStream hold for another host's streams (jco's check of wasi:cli's stdio), which splice refuses", async () => {
+    const fn = (): void => {};
+    const foreignOut = { checkWrite: fn, write: fn, blockingWriteAndFlush: fn, flush: fn, blockingFlush: fn, subscribe: fn };
+    const foreignIn = { read: fn, blockingRead: fn, skip: fn, blockingSkip: fn, subscribe: fn };
+    assert.ok(foreignOut instanceof OutputStream);
+    assert.ok(foreignIn instanceof InputStream);
+    assert.ok(!(foreignIn instanceof OutputStream));
+    assert.ok(!(foreignOut instanceof InputStream));
+    for (const other of [{}, null, 1, { ...foreignOut, write: 1 }]) {
+      assert.ok(!(other instanceof OutputStream), `${JSON.stringify(other)} is no output stream`);
+      assert.ok(!(other instanceof InputStream), `${JSON.stringify(other)} is no input stream`);
+    }
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      assert.ok(client.output instanceof OutputStream);
+      assert.ok(server.input instanceof InputStream);
+      assert.throws(() => client.output.splice(foreignIn as unknown as InputStream, 10n), TypeError);
+    });
+  });
 });
 
 describe("OutputStream splice", () => {
