@@ -404,7 +404,8 @@ export class InputStream {
       skipped += n;
       left -= n;
     }
-    if (skipped > 0 || len === 0n) return BigInt(skipped);
+    // As read: a zero-length skip reports the end once nothing is left.
+    if (skipped > 0 || (len === 0n && rx.bytes > 0)) return BigInt(skipped);
     if (rx.ended || rx.closed || rx.error) rx.fail();
     return 0n;
   }

@@ -546,6 +546,20 @@ describe("Streams after a connection reset", () => {
     });
   });
 
+  it("InputStream.skip(0n) and read(0n) alike report closed once the stream has ended", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      client.output.write(new Uint8Array([1]));
+      client.output[Symbol.dispose]();
+      await buffered(server.input, "data");
+      await macrotasks(2);
+      assert.equal(server.input.skip(0n), 0n, "a byte is still there");
+      assert.equal(server.input.skip(5n), 1n);
+      assertStreamError(() => server.input.skip(0n), "closed");
+      assertStreamError(() => server.input.read(0n), "closed");
+    });
+  });
+
   it("OutputStream.checkWrite() keeps reporting closed after shutdown(send), whatever error comes later", async () => {
     await withEnv({}, async (env) => {
       const { client } = await pair(env);
