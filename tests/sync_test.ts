@@ -628,16 +628,21 @@ describe("Channel (the sockets worker's liveness)", () => {
   });
 });
 
+// A listener on 127.0.0.1 made through the channel's calls, and its address.
+function channelListener(channel: Channel): [number, unknown] {
+  const listener = channel.create("ipv4");
+  channel.call("call", listener, ["startBind", withPort(LOCALHOST4, 0)]);
+  channel.call("call", listener, ["finishBind"]);
+  channel.call("call", listener, ["startListen"]);
+  channel.call("call", listener, ["finishListen"]);
+  return [listener, channel.call("call", listener, ["localAddress"])];
+}
+
 describe("Channel.ready() (socket readiness without a call per poll)", () => {
   it("Channel.ready() does not report a listener ready after accept took the connection whose arrival fired it", () => {
     const channel = new Channel({ permission: false });
     try {
-      const listener = channel.create("ipv4");
-      channel.call("call", listener, ["startBind", withPort(LOCALHOST4, 0)]);
-      channel.call("call", listener, ["finishBind"]);
-      channel.call("call", listener, ["startListen"]);
-      channel.call("call", listener, ["finishListen"]);
-      const local = channel.call("call", listener, ["localAddress"]);
+      const [listener, local] = channelListener(channel);
       channel.ready([listener], true);
       let spurious = 0;
       const until = performance.now() + 20_000;
@@ -670,12 +675,7 @@ describe("Channel.ready() (socket readiness without a call per poll)", () => {
   it("Channel.ready() knows a listener's readiness from the last call's answer and the worker's fires, and asks only when it cannot tell", () => {
     const channel = new Channel({ permission: false });
     try {
-      const listener = channel.create("ipv4");
-      channel.call("call", listener, ["startBind", withPort(LOCALHOST4, 0)]);
-      channel.call("call", listener, ["finishBind"]);
-      channel.call("call", listener, ["startListen"]);
-      channel.call("call", listener, ["finishListen"]);
-      const local = channel.call("call", listener, ["localAddress"]);
+      const [listener, local] = channelListener(channel);
 
       const listening = channel.requests;
       assert.equal(channel.ready([listener], true).size, 0);
