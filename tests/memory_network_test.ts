@@ -660,7 +660,8 @@ describe("MemoryNetwork", () => {
     it("MemoryNetwork.setConnectDelay() holds connects and injected failures back by the delay", async () => {
       const net = new MemoryNetwork();
       const server = listen(net);
-      net.setConnectDelay(40);
+      // Long enough that no pause of a busy machine lets it pass before the check below.
+      net.setConnectDelay(400);
       let client: MemoryConnection | undefined;
       try {
         let settled = false;
@@ -672,11 +673,11 @@ describe("MemoryNetwork", () => {
         await macrotasks(2);
         assert.equal(settled, false);
         client = await within(pending, "the delayed connect");
-        assert.ok(performance.now() - t0 >= 35, "resolved before the delay");
+        assert.ok(performance.now() - t0 >= 395, "resolved before the delay");
         net.failConnect("timeout");
         const t1 = performance.now();
         await assert.rejects(within(connect(net, server.port), "connect"), isCode("timeout"));
-        assert.ok(performance.now() - t1 >= 35, "rejected before the delay");
+        assert.ok(performance.now() - t1 >= 395, "rejected before the delay");
         assert.throws(() => net.setConnectDelay(-1), TypeError);
       } finally {
         net.clearFaults();

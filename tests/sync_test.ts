@@ -602,13 +602,17 @@ describe("Channel (the sockets worker's liveness)", () => {
     wasi.close();
     assert.throws(() => wasi.tcpCreateSocket.createTcpSocket("ipv4"), (e: Error) => /closed/.test(e.message));
     const channel = new Channel(options);
-    const socket = channel.create("ipv4");
-    channel.call("call", socket, ["addressFamily"]);
-    channel.close();
-    const requests = channel.requests;
-    assert.throws(() => channel.call("call", socket, ["addressFamily"]), /closed/);
-    assert.throws(() => channel.ready([socket], false), /closed/);
-    assert.equal(channel.requests, requests, "nothing was sent");
+    try {
+      const socket = channel.create("ipv4");
+      channel.call("call", socket, ["addressFamily"]);
+      channel.close();
+      const requests = channel.requests;
+      assert.throws(() => channel.call("call", socket, ["addressFamily"]), /closed/);
+      assert.throws(() => channel.ready([socket], false), /closed/);
+      assert.equal(channel.requests, requests, "nothing was sent");
+    } finally {
+      channel.close();
+    }
   });
 
   it("Channel sends any number of creates and drops made between two calls", () => {
