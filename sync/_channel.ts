@@ -35,6 +35,9 @@ const STALL_MS = 15_000;
 const SLICE_MS = 500;
 // A word nobody changes, to sleep on.
 const pause = new Int32Array(new SharedArrayBuffer(4));
+// Channels with creates or drops not yet sent: a poll on clocks alone, which
+// talks to no channel, sends them before it sleeps.
+const unsent = new Set<Channel>();
 /** Creates and drops per request at most: 20 bytes each leave the payload area room to spare. */
 const BATCH = 2000;
 
@@ -394,8 +397,12 @@ export class Channel {
     return handle;
   }
 
-  // Creates and drops go with the next call, or at the end of the current task.
+  // Creates and drops go with the next call, at the end of the current task,
+  // or before a wait, whichever comes first. A synchronous guest may run
+  // long without ending its task or making a call: a clock-only sleep then
+  // sends them (see flushAll).
   #schedule(): void {
+    unsent.add(this);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     queueMicrotask(() => {
@@ -409,6 +416,7 @@ export class Channel {
    * to act on them.
    */
   flush(): void {
+    unsent.delete(this);
     if (this.#broken || !this.#control) return;
     if (this.#creates.length === 0 && this.#drops.length === 0) return;
     try {
@@ -418,8 +426,18 @@ export class Channel {
     }
   }
 
+  /**
+   * Sends the pending creates and drops of every channel, as {@link flush}:
+   * what a thread about to sleep does, so that a dropped socket is closed
+   * now and not when the sleeper next calls.
+   */
+  static flushAll(): void {
+    for (const channel of unsent) channel.flush();
+  }
+
   /** Stops the worker; later calls trap. */
   close(): void {
+    unsent.delete(this);
     if (this.#broken) return;
     this.#broken = "The sockets worker was closed";
     this.#worker?.terminate();

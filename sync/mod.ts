@@ -659,7 +659,12 @@ function pollList(pollables: Pollable[]): Uint32Array {
     }
     if (ready.length > 0) return Uint32Array.from(ready);
     if (channel) channel.wait(seen, deadline);
-    else Atomics.wait(sleeper, 0, 0, Math.max(0, deadline - performance.now()));
+    else {
+      // No socket of any instance in the list: their drops must not wait for
+      // the guest's next call.
+      Channel.flushAll();
+      Atomics.wait(sleeper, 0, 0, Math.max(0, deadline - performance.now()));
+    }
   }
 }
 

@@ -244,7 +244,7 @@ function once(emitter: net.Socket | net.Server, event: string, what: string): Pr
 }
 
 /** One /proc/net/tcp row: local port, state (hex) and keep-alive timer. */
-interface TcpRow {
+export interface TcpRow {
   localPort: number;
   remotePort: number;
   state: string;
@@ -253,7 +253,7 @@ interface TcpRow {
 }
 
 /** Reads Linux's TCP socket table, or `undefined` where there is none. */
-function tcpTable(): TcpRow[] | undefined {
+export function tcpTable(): TcpRow[] | undefined {
   const rows: TcpRow[] = [];
   for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;

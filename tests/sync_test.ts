@@ -14,6 +14,7 @@ import {
   type TcpSocket,
 } from "../sync/mod.ts";
 import { Channel } from "../sync/_channel.ts";
+import { tcpTable } from "./_backend_suite.ts";
 import { ENDED, Ring, SHUTDOWN_SEND } from "../sync/_ring.ts";
 import { OutputPump } from "../sync/_worker.ts";
 import { LOCALHOST4, LOCALHOST6, pattern, withPort } from "./_wasi_helpers.ts";
@@ -425,6 +426,27 @@ describe("createSyncWasiSockets()", () => {
       assert.equal(got, 100);
     } finally {
       p.close();
+    }
+  });
+
+  it("dropping a socket and then sleeping on a clock closes the socket during the sleep, not at the next call", { skip: tcpTable() === undefined ? "needs Linux's /proc/net/tcp" : false }, () => {
+    const p = pair(wasi);
+    const port = p.client.localAddress().val.port;
+    const established = (): boolean =>
+      tcpTable()!.some((row) => row.localPort === port && row.state === "01");
+    try {
+      assert.ok(established(), "the client is connected");
+      for (const r of [p.clientIn, p.clientOut, p.client]) r[Symbol.dispose]();
+      // Only clocks from here on: nothing else tells the worker of the drop.
+      const until = performance.now() + 10_000;
+      while (established()) {
+        assert.ok(performance.now() < until, "the dropped socket is still established after 10 s of sleeping");
+        const tick = wasi.monotonicClock.subscribeDuration(10n * 1_000_000n);
+        wasi.poll.poll([tick]);
+        tick[Symbol.dispose]();
+      }
+    } finally {
+      for (const r of [p.serverIn, p.serverOut, p.server, p.listener]) r[Symbol.dispose]();
     }
   });
 
