@@ -307,6 +307,33 @@ export interface ConnectRequest {
   options: TcpOptions;
   /** Only the options the guest set explicitly; a backend may skip the others. */
   changed: ReadonlySet<TcpOptionName>;
+  /**
+   * Aborted when the guest drops the socket before the connect finished: the
+   * backend should give up the attempt and its descriptor at once (a connect
+   * to a silent host retries for minutes). The promise may then reject; a
+   * connection it still yields, the core closes.
+   */
+  signal?: ConnectSignal;
+}
+
+/**
+ * The part of an `AbortSignal` a backend uses (declared here, so that the
+ * package's types need neither the DOM's nor Node's).
+ *
+ * @example
+ * ```ts
+ * import type { ConnectSignal } from "./backend.ts";
+ * const signal: ConnectSignal = new AbortController().signal;
+ * console.log(signal.aborted); // false
+ * ```
+ */
+export interface ConnectSignal {
+  /** Whether the attempt was given up already. */
+  readonly aborted: boolean;
+  /** Calls `listener` once the attempt is given up. */
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  /** Stops calling `listener`. */
+  removeEventListener(type: "abort", listener: () => void): void;
 }
 
 /**

@@ -508,7 +508,22 @@ class World {
       }
       const fault = this.fault(remote);
       const options = { ...defaultOptions(), ...request.options };
-      setTimeout(() => {
+      const signal = request.signal;
+      let timer: Timer | undefined;
+      // Given up: the reservation is free at once, as an OS frees the
+      // descriptor of an abandoned connect.
+      const abandon = (): void => {
+        clearTimeout(timer);
+        this.release(reservation);
+        reject(new NetworkError("connection-aborted", `The connect to ${show(remote)} was abandoned`));
+      };
+      if (signal?.aborted) {
+        abandon();
+        return;
+      }
+      signal?.addEventListener("abort", abandon, { once: true });
+      timer = setTimeout(() => {
+        signal?.removeEventListener("abort", abandon);
         if (fault) {
           this.release(reservation);
           reject(new NetworkError(fault.code, `Injected ${fault.code} for connects to ${show(remote)}`));

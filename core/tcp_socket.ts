@@ -143,6 +143,8 @@ type State =
   | {
     tag: "connect-in-progress";
     pending: Pending<BackendConnection>;
+    // Tells the backend to give the attempt up when the socket is dropped.
+    abort: AbortController;
     // Where to go back to if an asynchronous permission check refuses.
     binding: BackendBinding | undefined;
   }
@@ -377,18 +379,20 @@ export class TcpSocket {
     validateSocketAddress(addr, this.#family, "connect");
     const permit = this.#permit(addr, "connect");
     const binding = s.tag === "bound" ? s.binding : undefined;
+    const abort = new AbortController();
     const request = {
       remote: toHostAddress(addr),
       binding,
       options: this.#options,
       changed: this.#changed ?? NO_CHANGES,
+      signal: abort.signal,
     };
     const backend = this.#ctx.backend;
     const pending = this.#settle(
       () => permit ? permit.then(() => backend.connect(request)) : backend.connect(request),
       (c) => c.close(),
     );
-    this.#state = { tag: "connect-in-progress", pending, binding };
+    this.#state = { tag: "connect-in-progress", pending, abort, binding };
   }
 
   /**
@@ -878,8 +882,11 @@ export class TcpSocket {
         break;
       case "connect-in-progress":
         if (s.pending.done && s.pending.ok) s.pending.value.close();
-        // Bindings are idempotent to close; the backend may own this one now.
-        else s.binding?.close();
+        else {
+          s.abort.abort();
+          // Bindings are idempotent to close; the backend may own this one now.
+          s.binding?.close();
+        }
         break;
       case "connected":
         s.streams.release();

@@ -10,11 +10,12 @@ import net from "node:net";
 import type {
   BackendConnection,
   ConnectionSink,
+  ConnectSignal,
   HostAddress,
   TcpOptionName,
   TcpOptions,
 } from "../core/backend.ts";
-import type { NetworkError } from "../core/errors.ts";
+import { NetworkError } from "../core/errors.ts";
 import { formatAddress, toNetworkError } from "./_node_errors.ts";
 
 const NS_PER_MS = 1_000_000n;
@@ -365,6 +366,8 @@ export interface NodeConnectRequest {
   options: TcpOptions;
   /** The options set explicitly; only these are applied. */
   changed: ReadonlySet<TcpOptionName>;
+  /** Gives the attempt up: the socket is destroyed and the promise rejects. */
+  signal?: ConnectSignal;
 }
 
 /**
@@ -393,9 +396,14 @@ export interface NodeConnectRequest {
  * ```
  */
 export function connectNode(request: NodeConnectRequest): Promise<NodeConnection> {
-  const { remote, local } = request;
+  const { remote, local, signal } = request;
   const what = `Connect to ${formatAddress(remote.address, remote.port)}`;
   return new Promise((resolve, reject) => {
+    const abandoned = (): NetworkError => new NetworkError("connection-aborted", `${what} was given up`);
+    if (signal?.aborted) {
+      reject(abandoned());
+      return;
+    }
     let socket: net.Socket;
     try {
       socket = net.connect({
@@ -411,11 +419,19 @@ export function connectNode(request: NodeConnectRequest): Promise<NodeConnection
       return;
     }
     const onFailure = (error: unknown): void => {
+      signal?.removeEventListener("abort", onAbort);
       socket.off("connect", onConnect);
       socket.destroy();
       reject(toNetworkError(error, "connect", what));
     };
+    const onAbort = (): void => {
+      socket.off("connect", onConnect);
+      socket.off("error", onFailure);
+      socket.destroy();
+      reject(abandoned());
+    };
     const onConnect = (): void => {
+      signal?.removeEventListener("abort", onAbort);
       socket.off("error", onFailure);
       // The peer is the IP we dialled; only the local end needs asking.
       const connection = new NodeConnection(socket, undefined, { ...remote });
@@ -424,6 +440,7 @@ export function connectNode(request: NodeConnectRequest): Promise<NodeConnection
     };
     socket.once("error", onFailure);
     socket.once("connect", onConnect);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 

@@ -535,7 +535,14 @@ async function connectDeno(request: ConnectRequest, pool: BufferPool): Promise<B
   const { remote } = request;
   let conn: Deno.TcpConn;
   try {
-    conn = await Deno.connect({ transport: "tcp", hostname: remote.address, port: remote.port });
+    // The signal gives the attempt up (and its descriptor) when the guest drops the socket.
+    conn = await Deno.connect({
+      transport: "tcp",
+      hostname: remote.address,
+      port: remote.port,
+      // The core's signal is a real AbortSignal; the contract types only what backends use.
+      signal: request.signal as AbortSignal | undefined,
+    });
   } catch (error) {
     throw denoNetworkError(
       error,
@@ -598,6 +605,7 @@ export function createDenoBackend(): TcpBackend {
         local,
         options: request.options,
         changed: request.changed,
+        signal: request.signal,
       });
     },
   };

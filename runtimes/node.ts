@@ -100,6 +100,7 @@ export function createNodeBackend(): TcpBackend {
         local,
         options: request.options,
         changed: request.changed,
+        signal: request.signal,
       });
     },
   };

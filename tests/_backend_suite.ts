@@ -286,10 +286,44 @@ export interface SuiteOptions {
   create: () => TcpBackend;
   /** Why IPv6 sockets cannot be v6-only here, or `false` when they can. */
   noIpv6Only: string | false;
+  /** Why a connect cannot be given up here, or `false` when it can. */
+  noConnectAbort?: string | false;
 }
 
 /** Registers the backend contract tests. */
-export function backendSuite({ label, create, noIpv6Only }: SuiteOptions): void {
+export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false }: SuiteOptions): void {
+  it(`${label}.connect() gives the attempt up when its signal aborts, and rejects`, { skip: noConnectAbort }, async () => {
+    const backend = create();
+    const server = await Server.open(backend);
+    try {
+      for (let i = 0; i < 10; i++) {
+        const abort = new AbortController();
+        const attempt = backend.connect({
+          remote: host("127.0.0.1", server.port),
+          options: defaultOptions(),
+          changed: new Set(),
+          signal: abort.signal,
+        });
+        abort.abort();
+        const outcome = await within(
+          attempt.then((c) => (c.close(), "connected"), () => "rejected"),
+          "the abandoned connect to settle",
+        );
+        assert.equal(outcome, "rejected", `attempt ${i}`);
+      }
+      const aborted = new AbortController();
+      aborted.abort();
+      await assert.rejects(
+        within(
+          backend.connect({ remote: host("127.0.0.1", server.port), options: defaultOptions(), changed: new Set(), signal: aborted.signal }),
+          "a connect with an aborted signal",
+        ),
+      );
+    } finally {
+      server.close();
+    }
+  });
+
   it(`${label}.bind() resolves port 0 synchronously`, () => {
     const backend = create();
     const result = backend.bind({ local: host("127.0.0.1"), ipv6Only: true });

@@ -828,5 +828,6 @@ describe("runtimes/bun.ts contract", { skip: IN_BUN ? false : "needs Bun" }, () 
     label: "createBunBackend()",
     create: () => bunModule!.createBunBackend(),
     noIpv6Only: false,
+    noConnectAbort: "Bun.connect cannot be given up",
   });
 });
