@@ -427,6 +427,8 @@ export function connectNode(request: NodeConnectRequest): Promise<NodeConnection
     const onAbort = (): void => {
       socket.off("connect", onConnect);
       socket.off("error", onFailure);
+      // An error node:net already queued must still find a listener.
+      socket.on("error", () => {});
       socket.destroy();
       reject(abandoned());
     };

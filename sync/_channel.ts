@@ -38,8 +38,11 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 // Channels with creates or drops not yet sent: a poll on clocks alone, which
 // talks to no channel, sends them before it sleeps.
 const unsent = new Set<Channel>();
-/** Creates and drops per request at most: 20 bytes each leave the payload area room to spare. */
-const BATCH = 2000;
+/**
+ * Creates and drops per request at most: about 20 bytes each, so a batch
+ * leaves most of the 64 KiB payload area to the call it goes with.
+ */
+const BATCH = 1000;
 
 // Runs in the worker as CommonJS (eval), so that even a failure to load the
 // worker module reaches the main thread, through the control block.

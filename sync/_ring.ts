@@ -76,13 +76,13 @@ export class Ring {
 
   /**
    * The bytes to read, or -1 when there are none and the writer has ended.
-   * The writer puts its last bytes before it sets ENDED, so reading the flag
-   * first makes the count read after it hold every one of them.
+   * The writer puts its last bytes before it sets ENDED, so a count read
+   * again after the flag holds every one of them.
    */
   readable(): number {
-    const ended = (this.flags() & ENDED) !== 0;
     const n = this.available();
-    return n === 0 && ended ? -1 : n;
+    if (n > 0 || (this.flags() & ENDED) === 0) return n;
+    return this.available() || -1;
   }
 
   /** Bytes that can be put now. */

@@ -200,12 +200,17 @@ export class OutputPump {
     let shut = false;
     for (;;) {
       const bell = ring.doorbell();
-      // The main thread puts bytes in the ring before it asks for a flush or
-      // a shutdown, so the requests are read first: bytes they follow are
-      // then in the count read after them, and go out before they are served.
-      const requested = ring.flushRequested();
-      const flags = ring.flags();
-      const available = ring.available();
+      let available = ring.available();
+      let requested = 0;
+      let flags = 0;
+      if (available === 0) {
+        // The main thread puts bytes in the ring before it asks for a flush
+        // or a shutdown: counting again after reading the requests finds
+        // every byte they follow, which then goes out before they are served.
+        requested = ring.flushRequested();
+        flags = ring.flags();
+        available = ring.available();
+      }
       if (available > 0) {
         let budget: number;
         try {
@@ -265,10 +270,9 @@ export class OutputPump {
 
   /** Shuts down the send side once the ring's bytes are out. */
   shutdownSend(): void {
-    // Once the stream is dropped its ring may serve another connection: the
-    // socket itself then takes the shutdown, as in the asynchronous API.
-    if (this.#dropped) this.#socket.shutdown("send");
-    else this.ring.setFlags(SHUTDOWN_SEND);
+    // Once the stream is dropped its ring may serve another connection, and
+    // the drop sends the FIN itself after the ring's last byte: nothing to do.
+    if (!this.#dropped) this.ring.setFlags(SHUTDOWN_SEND);
   }
 
   drop(): Promise<void> {

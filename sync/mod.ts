@@ -714,7 +714,9 @@ export class TcpSocket {
     const where = address();
     if (where === undefined) return true;
     const answer = hook(where, use) as unknown;
-    if (answer instanceof Promise) {
+    // Any thenable, a promise of another realm too: taken for a truthy
+    // answer, it would let a refusal through.
+    if (typeof (answer as { then?: unknown } | null)?.then === "function") {
       throw new TypeError("The synchronous mode needs a permission hook that answers synchronously");
     }
     return Boolean(answer);

@@ -528,6 +528,18 @@ describe("createSyncWasiSockets({ permission })", () => {
     }
   });
 
+  it("a hook answering with any thenable gives a TypeError, so a refusal from a promise of another realm cannot pass", () => {
+    const thenable = { then: (resolve: (ok: boolean) => void) => resolve(false) };
+    const wasi = createSyncWasiSockets({ permission: (() => thenable) as never });
+    const s = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    try {
+      assert.throws(() => s.startBind(wasi.instanceNetwork.instanceNetwork(), LOCALHOST4), TypeError);
+    } finally {
+      s[Symbol.dispose]();
+      wasi.close();
+    }
+  });
+
   it("an asynchronous hook gives a TypeError", () => {
     const wasi = createSyncWasiSockets({ permission: (() => Promise.resolve(true)) as never });
     const s = wasi.tcpCreateSocket.createTcpSocket("ipv4");
@@ -863,7 +875,8 @@ describe("Ring (the byte ring between the threads)", () => {
       r.put(new Uint8Array(300));
       r.setFlags(ENDED);
     });
-    assert.equal(ring.readable(), 0, "nothing yet, and not the end");
+    const first = ring.readable();
+    assert.ok(first === 0 || first === 300, `the first count was ${first}: never the end while bytes remain`);
     assert.equal(ring.readable(), 300);
     ring.discard(300);
     assert.equal(ring.readable(), -1);
@@ -901,24 +914,32 @@ describe("OutputPump (the worker's side of an output ring)", () => {
     }
   });
 
-  it("OutputPump.shutdownSend() after the drop leaves the ring, which another stream may reuse, to that stream", async () => {
+  it("OutputPump.shutdownSend() after the drop leaves the ring, which another stream may reuse, and the bytes still in it, alone", async () => {
     const shutdowns: string[] = [];
+    let written = 0;
+    let disposedAt: number | undefined;
     const pollable = { block: () => Promise.resolve(), [Symbol.dispose]: () => {} };
     const stream = {
       checkWrite: () => 1n << 20n,
-      write: () => {},
+      write: (bytes: Uint8Array) => void (written += bytes.length),
       subscribe: () => pollable,
       blockingFlush: () => Promise.resolve(),
-      [Symbol.dispose]: () => {},
+      // The drop's FIN, after the ring's last byte.
+      [Symbol.dispose]: () => void (disposedAt = written),
     };
     const socket = { shutdown: (how: string) => void shutdowns.push(how) };
     const ring = Ring.create(1024);
     type Args = ConstructorParameters<typeof OutputPump>;
     const pump = new OutputPump(stream as unknown as Args[0], socket as unknown as Args[1], ring, () => {});
-    await within(pump.drop(), 2_000, "the pump's end");
+    // Bytes still in the ring when the guest drops the stream and then shuts the socket down.
+    ring.put(new Uint8Array(700));
+    const done = pump.drop();
+    pump.shutdownSend();
+    await within(done, 2_000, "the pump's end");
+    assert.deepEqual(shutdowns, [], "no shutdown ahead of the ring's bytes");
+    assert.equal(disposedAt, 700, "the stream ended after every byte");
     ring.reset();
     pump.shutdownSend();
     assert.equal(ring.flags() & SHUTDOWN_SEND, 0, "the reused ring has no shutdown request");
-    assert.deepEqual(shutdowns, ["send"], "the socket took the shutdown");
   });
 });
