@@ -2,7 +2,8 @@
  * wasi-tcp: the host side of `wasi:sockets/tcp@0.2.6` for Deno, Bun and Node.
  *
  * This entry exports the namespaces jco imports (`tcp`, `tcpCreateSocket`,
- * `network`, `instanceNetwork`, `streams`, `poll`, `error`, `monotonicClock`),
+ * `network`, `instanceNetwork`, `streams`, `poll`, `error`, `monotonicClock`,
+ * `wallClock`),
  * bound to the backend of the runtime it runs in: `Bun.listen/connect` under
  * Bun, `Deno.listen/connect` under Deno, `node:net` elsewhere. Map a
  * component's imports to it with jco:

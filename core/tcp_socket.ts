@@ -48,8 +48,9 @@ export type NetworkUse = "bind" | "connect" | "listen" | "accept";
 
 /**
  * A host policy: may the guest use `address` this way? Consulted before any
- * OS call; `false` makes the call fail with `access-denied`. A Promise makes
- * the finish-call answer `would-block` until it settles.
+ * OS call; `false` makes the call fail with `access-denied` (for `accept`: the
+ * connection is closed unseen). A Promise, or any thenable, makes the
+ * finish-call answer `would-block` until it settles.
  *
  * @example
  * ```ts
@@ -815,7 +816,7 @@ export class TcpSocket {
   /**
    * A pollable for the socket: ready at once when idle, connected or closed;
    * when the operation has resolved in the *-in-progress states; when a
-   * connection is pending while listening.
+   * connection, or a failure to take one, is pending while listening.
    *
    * @returns A new pollable.
    */
@@ -859,7 +860,11 @@ export class TcpSocket {
     if (shutdownType !== "receive") s.streams.shutdownSend();
   }
 
-  /** Drops the socket: releases every OS resource at once. */
+  /**
+   * Drops the socket: releases every OS resource at once (a connect in
+   * progress is given up through `ConnectRequest.signal`, where the backend
+   * can).
+   */
   [Symbol.dispose](): void {
     if (this.#dropped) return;
     this.#dropped = true;

@@ -33,7 +33,9 @@ export interface WasiSocketsOptions {
   backend: TcpBackend;
   /**
    * The host's policy, consulted before any OS call with the address and its
-   * use (`bind`, `connect`, `listen`, `accept`). `false` gives `access-denied`.
+   * use (`bind`, `connect`, `listen`, `accept`). `false` gives `access-denied`
+   * for bind, connect and listen; a refused incoming connection is closed
+   * without the guest seeing it.
    */
   permission?: PermissionHook;
   /** Bytes held per connection for a guest that does not read (default 256 KiB). */

@@ -809,7 +809,10 @@ export class TcpSocket {
    *
    * @returns The client socket and its streams.
    * @throws {NetworkError} `invalid-state` when not listening, `would-block`
-   * when no connection is pending.
+   * when no connection is pending, or, once, the error with which the backend
+   * last failed to take one.
+   * @throws {TypeError} For a permission hook that answers asynchronously; a
+   * hook's own exception is passed on once the connection is dropped.
    */
   accept(): [TcpSocket, InputStream, OutputStream] {
     for (;;) {
@@ -1054,7 +1057,11 @@ export class TcpSocket {
     if (shutdownType !== "receive" && this.#output) closeOutput(this.#output);
   }
 
-  /** Drops the socket and releases its OS socket. */
+  /**
+   * Drops the socket; the worker releases its OS socket once the drop reaches
+   * it: with the next call, at the end of the task, or before the thread
+   * next waits.
+   */
   [Symbol.dispose](): void {
     this.#ctx.channel.drop(this.#handle);
   }
