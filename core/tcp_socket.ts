@@ -10,6 +10,7 @@ import type {
   BackendBinding,
   BackendConnection,
   BackendListener,
+  ConnectSignal,
   TcpBackend,
   TcpOptionName,
   TcpOptions,
@@ -145,7 +146,7 @@ type State =
     tag: "connect-in-progress";
     pending: Pending<BackendConnection>;
     // Tells the backend to give the attempt up when the socket is dropped.
-    abort: AbortController;
+    abort: Abandon;
     // Where to go back to if an asynchronous permission check refuses.
     binding: BackendBinding | undefined;
   }
@@ -172,6 +173,31 @@ function wouldBlock(message: string): NetworkError {
 
 const NOT_FINISHED = wouldBlock("The operation has not finished yet");
 const NO_CONNECTION = wouldBlock("No connection is pending");
+
+// What tells a backend that a connect was given up (ConnectRequest.signal).
+// Not an AbortController: on Node one costs about a tenth of a connect's time.
+class Abandon implements ConnectSignal {
+  aborted = false;
+  #listeners: (() => void)[] | undefined;
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    (this.#listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const listeners = this.#listeners;
+    const i = listeners ? listeners.indexOf(listener) : -1;
+    if (i >= 0) listeners!.splice(i, 1);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
+  }
+}
 
 // The host policy's refusals. finish-connect tells them apart from an
 // access-denied reported by the OS: only a refusal leaves the state as it was.
@@ -380,13 +406,13 @@ export class TcpSocket {
     validateSocketAddress(addr, this.#family, "connect");
     const permit = this.#permit(addr, "connect");
     const binding = s.tag === "bound" ? s.binding : undefined;
-    const abort = new AbortController();
+    const abort = new Abandon();
     const request = {
       remote: toHostAddress(addr),
       binding,
       options: this.#options,
       changed: this.#changed ?? NO_CHANGES,
-      signal: abort.signal,
+      signal: abort,
     };
     const backend = this.#ctx.backend;
     const pending = this.#settle(

@@ -532,23 +532,27 @@ class DenoBinding implements BackendBinding {
 }
 
 async function connectDeno(request: ConnectRequest, pool: BufferPool): Promise<BackendConnection> {
-  const { remote } = request;
+  const { remote, signal } = request;
   let conn: Deno.TcpConn;
+  // Deno.connect takes a real AbortSignal: it gives the attempt (and its
+  // descriptor) up when the guest drops the socket.
+  let abort: AbortController | undefined;
+  const onAbort = (): void => abort!.abort();
+  if (signal) {
+    abort = new AbortController();
+    if (signal.aborted) abort.abort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  }
   try {
-    // The signal gives the attempt up (and its descriptor) when the guest drops the socket.
-    conn = await Deno.connect({
-      transport: "tcp",
-      hostname: remote.address,
-      port: remote.port,
-      // The core's signal is a real AbortSignal; the contract types only what backends use.
-      signal: request.signal as AbortSignal | undefined,
-    });
+    conn = await Deno.connect({ transport: "tcp", hostname: remote.address, port: remote.port, signal: abort?.signal });
   } catch (error) {
     throw denoNetworkError(
       error,
       "connect",
       `Connect to ${formatAddress(remote.address, remote.port)}`,
     );
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
   const connection = new DenoConnection(conn, pool);
   applyOptions(connection, request.options, request.changed);
