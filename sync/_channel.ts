@@ -35,6 +35,15 @@ const STALL_MS = 15_000;
 const SLICE_MS = 500;
 // A word nobody changes, to sleep on.
 const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Blocks the calling thread for `ms` milliseconds.
+ *
+ * @param ms How long.
+ */
+export function sleep(ms: number): void {
+  Atomics.wait(pause, 0, 0, ms);
+}
 // Channels with creates or drops not yet sent: a poll on clocks alone, which
 // talks to no channel, sends them before it sleeps.
 const unsent = new Set<Channel>();
@@ -347,7 +356,7 @@ export class Channel {
       if (performance.now() > until) this.#break(`Ring ${n} never arrived from the sockets worker`);
       // Posted messages are queued at once on every runtime here; this only
       // guards against one that is not, without spinning.
-      Atomics.wait(pause, 0, 0, 1);
+      sleep(1);
       this.#checkAlive();
     }
   }

@@ -36,7 +36,7 @@ import { BLOCKING_WRITE_LIMIT } from "../core/streams.ts";
 import { Network, type NetworkUse, type ShutdownType } from "../core/tcp_socket.ts";
 import * as wall from "../core/wall_clock.ts";
 import type { Datetime } from "../core/wall_clock.ts";
-import { Channel } from "./_channel.ts";
+import { Channel, sleep } from "./_channel.ts";
 import { ENDED, FAILED, type Ring, SHUTDOWN_SEND } from "./_ring.ts";
 import type { StreamRef } from "./_worker.ts";
 
@@ -606,8 +606,6 @@ export class Pollable {
   [Symbol.dispose](): void {}
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
 /**
  * `wasi:io/poll.poll`: blocks until at least one pollable is ready.
  *
@@ -663,7 +661,7 @@ function pollList(pollables: Pollable[]): Uint32Array {
       // No socket of any instance in the list: their drops must not wait for
       // the guest's next call.
       Channel.flushAll();
-      Atomics.wait(sleeper, 0, 0, Math.max(0, deadline - performance.now()));
+      sleep(Math.max(0, deadline - performance.now()));
     }
   }
 }

@@ -249,6 +249,24 @@ async function accept(server: Server, index = 0): Promise<BackendConnection> {
   return server.accepted[index];
 }
 
+/** A connection over 127.0.0.1, both ends started with a Recorder. */
+async function startedPair(b: TcpBackend, scope: Scope): Promise<{
+  server: Server;
+  client: BackendConnection;
+  clientSink: Recorder;
+  conn: BackendConnection;
+  serverSink: Recorder;
+}> {
+  const server = await listen(b, "ipv4", scope);
+  const client = await connect(b, server.address, scope);
+  const clientSink = new Recorder();
+  client.start(clientSink);
+  const conn = await accept(server);
+  const serverSink = new Recorder();
+  conn.start(serverSink);
+  return { server, client, clientSink, conn, serverSink };
+}
+
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(withDeadline(p, `a ${code} failure`), (e: unknown) => {
     assert.equal((e as NetworkError).payload, code);
@@ -676,13 +694,7 @@ describe("createBunBackend()", { skip: IN_BUN ? false : "needs Bun" }, () => {
     const b = await backend();
     const scope = new Scope();
     try {
-      const server = await listen(b, "ipv4", scope);
-      const client = await connect(b, server.address, scope);
-      const clientSink = new Recorder();
-      client.start(clientSink);
-      const conn = await accept(server);
-      const serverSink = new Recorder();
-      conn.start(serverSink);
+      const { client, clientSink, conn, serverSink } = await startedPair(b, scope);
       client.shutdown("receive");
       conn.write(encode("ignored"));
       // The send side still works; its round trip orders the check below.
@@ -701,13 +713,7 @@ describe("createBunBackend()", { skip: IN_BUN ? false : "needs Bun" }, () => {
     const b = await backend();
     const scope = new Scope();
     try {
-      const server = await listen(b, "ipv4", scope);
-      const client = await connect(b, server.address, scope);
-      const clientSink = new Recorder();
-      client.start(clientSink);
-      const conn = await accept(server);
-      const serverSink = new Recorder();
-      conn.start(serverSink);
+      const { client, clientSink, conn, serverSink } = await startedPair(b, scope);
       client.shutdown("receive");
       // Data the client no longer reads, in its kernel buffer before the FIN.
       assert.equal(conn.write(new Uint8Array(5000)), true);
@@ -788,13 +794,7 @@ describe("createBunBackend()", { skip: IN_BUN ? false : "needs Bun" }, () => {
     const b = await backend();
     const scope = new Scope();
     try {
-      const server = await listen(b, "ipv4", scope);
-      const client = await connect(b, server.address, scope);
-      const clientSink = new Recorder();
-      client.start(clientSink);
-      const conn = await accept(server);
-      const serverSink = new Recorder();
-      conn.start(serverSink);
+      const { server, client, clientSink, conn, serverSink } = await startedPair(b, scope);
       client.close();
       client.close();
       await until(() => serverSink.ended, "the server to see the close");

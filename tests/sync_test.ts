@@ -91,6 +91,22 @@ function listen(wasi: SyncWasiSockets, addr: IpSocketAddress): TcpSocket {
   return listener;
 }
 
+/** A listener on 127.0.0.1 with a connection waiting to be accepted, and the client's end. */
+function pendingConnection(wasi: SyncWasiSockets): { listener: TcpSocket; c1: TcpSocket; in1: InputStream } {
+  const listener = listen(wasi, LOCALHOST4);
+  const c1 = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+  try {
+    c1.startConnect(wasi.instanceNetwork.instanceNetwork(), listener.localAddress());
+    const [in1] = finish(wasi, c1, () => c1.finishConnect(), "connect");
+    await_(wasi, listener.subscribe(), "a pending connection");
+    return { listener, c1, in1 };
+  } catch (e) {
+    c1[Symbol.dispose]();
+    listener[Symbol.dispose]();
+    throw e;
+  }
+}
+
 function pair(wasi: SyncWasiSockets, addr: IpSocketAddress = LOCALHOST4): Pair {
   const net = wasi.instanceNetwork.instanceNetwork();
   const listener = listen(wasi, addr);
@@ -486,14 +502,8 @@ describe("createSyncWasiSockets({ permission })", () => {
   it("TcpSocket.accept() skips connections the hook refuses", () => {
     let refuse = true;
     const wasi = createSyncWasiSockets({ permission: (_addr, use) => use !== "accept" || !refuse });
-    const net = wasi.instanceNetwork.instanceNetwork();
-    const listener = listen(wasi, LOCALHOST4);
-    const c1 = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    const { listener, c1, in1 } = pendingConnection(wasi);
     try {
-      c1.startConnect(net, listener.localAddress());
-      const [in1] = finish(wasi, c1, () => c1.finishConnect(), "connect");
-      const ready = listener.subscribe();
-      await_(wasi, ready, "a pending connection");
       assert.equal(errorCode(() => listener.accept()), "would-block");
       assert.equal(readAll(wasi, in1).length, 0, "the refused client sees its connection end");
       refuse = false;
@@ -511,14 +521,8 @@ describe("createSyncWasiSockets({ permission })", () => {
         return true;
       },
     });
-    const net = wasi.instanceNetwork.instanceNetwork();
-    const listener = listen(wasi, LOCALHOST4);
-    const c1 = wasi.tcpCreateSocket.createTcpSocket("ipv4");
+    const { listener, c1, in1 } = pendingConnection(wasi);
     try {
-      c1.startConnect(net, listener.localAddress());
-      const [in1] = finish(wasi, c1, () => c1.finishConnect(), "connect");
-      const ready = listener.subscribe();
-      await_(wasi, ready, "a pending connection");
       assert.throws(() => listener.accept(), RangeError);
       assert.equal(readAll(wasi, in1).length, 0, "the client sees its connection end");
     } finally {
