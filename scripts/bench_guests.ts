@@ -4,7 +4,7 @@
 // and next to @bytecodealliance/preview2-shim (the reference host).
 //
 //   node --import tsx scripts/bench_guests.ts [--runtimes node,deno,bun] [--modes jspi,sync,reference]
-//        [--mib 128] [--conns 200] [--ref-mib N] [--ref-conns N] [--runs 3] [--json]
+//        [--guests js,wat] [--mib 128] [--conns 200] [--ref-mib N] [--ref-conns N] [--runs 3] [--json]
 //
 // Per run: a server process and a client process; the client warms up with a
 // 64 KiB exchange, then times one exchange of --mib (its stream out, the echo
@@ -15,6 +15,11 @@
 // medians of --runs. preview2-shim gets the same sizes unless --ref-mib or
 // --ref-conns say otherwise: both figures grow with size (warm-up), so only
 // equal sizes compare fairly.
+//
+// --guests picks the guest pairs: `js` (echo_server.js, echo_client.js under
+// componentize-qjs's QuickJS) and `wat` (echo_server.wat, echo_client.wat,
+// the same loops written by hand in wasm, so that no interpreter stands
+// between the host and the figures).
 
 import { join } from "node:path";
 import process from "node:process";
@@ -24,10 +29,12 @@ import { buildGuest, echoStreamSha256, type GuestMode } from "../tests/_guests.t
 import { type GuestProcess, type Runtime, spawnGuest } from "../tests/_guest_runner.ts";
 
 type Variant = "raw" | GuestMode;
+type Guest = "js" | "wat";
 
 interface Options {
   runtimes: Runtime[];
   modes: GuestMode[];
+  guests: Guest[];
   mib: number;
   conns: number;
   refMib: number;
@@ -39,6 +46,7 @@ interface Options {
 interface Result {
   runtime: Runtime;
   variant: Variant;
+  guest: Guest | null;
   mbps: number | null;
   connPerSec: number | null;
   note?: string;
@@ -51,6 +59,7 @@ function parse(argv: string[]): Options {
   const o: Options = {
     runtimes: ["node", "deno", "bun"],
     modes: ["jspi", "sync", "reference"],
+    guests: ["js", "wat"],
     mib: 128,
     conns: 200,
     refMib: -1,
@@ -63,6 +72,7 @@ function parse(argv: string[]): Options {
     const v = (): string => argv[++i] ?? (() => { throw new Error(`Missing value after ${a}`); })();
     if (a === "--runtimes") o.runtimes = v().split(",") as Runtime[];
     else if (a === "--modes") o.modes = v().split(",") as GuestMode[];
+    else if (a === "--guests") o.guests = v().split(",") as Guest[];
     else if (a === "--mib") o.mib = Number(v());
     else if (a === "--conns") o.conns = Number(v());
     else if (a === "--ref-mib") o.refMib = Number(v());
@@ -81,18 +91,24 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function once(runtime: Runtime, variant: Variant, size: number, conns: number): Promise<[number, number]> {
+async function once(
+  runtime: Runtime,
+  variant: Variant,
+  guest: Guest,
+  size: number,
+  conns: number,
+): Promise<[number, number]> {
   const kids: GuestProcess[] = [];
   const clients = String(conns + 2);
   try {
     const server = variant === "raw"
       ? spawnGuest(runtime, ["server", clients], RAW)
-      : spawnGuest(runtime, ["server", variant, "0", clients, String(DEADLINE_MS)]);
+      : spawnGuest(runtime, ["server", variant, "0", clients, String(DEADLINE_MS), guest]);
     kids.push(server);
     const { port } = await server.next<{ port: number }>(DEADLINE_MS);
     const client = variant === "raw"
       ? spawnGuest(runtime, ["bench", String(port), String(size), String(conns)], RAW)
-      : spawnGuest(runtime, ["bench", variant, "0", String(port), String(size), String(conns), String(DEADLINE_MS), "echo"]);
+      : spawnGuest(runtime, ["bench", variant, "0", String(port), String(size), String(conns), String(DEADLINE_MS), "echo", guest]);
     kids.push(client);
     const r = await client.next<{ digest: string; bytesMs: number; connsMs: number }>(DEADLINE_MS);
     if (r.digest !== echoStreamSha256(size, 1)) throw new Error(`${runtime} ${variant}: wrong digest`);
@@ -103,7 +119,7 @@ async function once(runtime: Runtime, variant: Variant, size: number, conns: num
   }
 }
 
-async function measure(o: Options, runtime: Runtime, variant: Variant): Promise<Result> {
+async function measure(o: Options, runtime: Runtime, variant: Variant, guest: Guest | null): Promise<Result> {
   const ref = variant === "reference";
   const size = (ref ? o.refMib : o.mib) * 1024 * 1024;
   const conns = ref ? o.refConns : o.conns;
@@ -111,30 +127,34 @@ async function measure(o: Options, runtime: Runtime, variant: Variant): Promise<
   const cr: number[] = [];
   try {
     for (let run = 0; run < o.runs; run++) {
-      const [a, b] = await once(runtime, variant, size, conns);
+      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns);
       tp.push(a);
       cr.push(b);
-      process.stderr.write(`${runtime} ${variant} run ${run + 1}: ${a.toFixed(1)} MB/s, ${b.toFixed(0)} conn/s\n`);
+      process.stderr.write(`${runtime} ${variant}${guest ? ` ${guest}` : ""} run ${run + 1}: ${a.toFixed(1)} MB/s, ${b.toFixed(0)} conn/s\n`);
     }
-    return { runtime, variant, mbps: median(tp), connPerSec: median(cr) };
+    return { runtime, variant, guest, mbps: median(tp), connPerSec: median(cr) };
   } catch (e) {
     const note = String((e as Error)?.message ?? e).split("\n")[0].slice(0, 120);
     process.stderr.write(`${runtime} ${variant}: ${note}\n`);
-    return { runtime, variant, mbps: null, connPerSec: null, note };
+    return { runtime, variant, guest, mbps: null, connPerSec: null, note };
   }
 }
 
 const o = parse(process.argv.slice(2));
 for (const mode of o.modes) {
-  await buildGuest("echo_server", mode);
-  await buildGuest("echo_client", mode);
+  for (const guest of o.guests) {
+    await buildGuest(guest === "wat" ? "wat_echo_server" : "echo_server", mode);
+    await buildGuest(guest === "wat" ? "wat_echo_client" : "echo_client", mode);
+  }
 }
 const results: Result[] = [];
 for (const runtime of o.runtimes) {
-  results.push(await measure(o, runtime, "raw"));
-  for (const mode of o.modes) {
-    if (mode === "jspi" && runtime === "node") continue;
-    results.push(await measure(o, runtime, mode));
+  results.push(await measure(o, runtime, "raw", null));
+  for (const guest of o.guests) {
+    for (const mode of o.modes) {
+      if (mode === "jspi" && runtime === "node") continue;
+      results.push(await measure(o, runtime, mode, guest));
+    }
   }
 }
 
@@ -142,11 +162,11 @@ if (o.json) {
   console.log(JSON.stringify({ options: o, results }, null, 2));
 } else {
   const f = (v: number | null, d = 1): string => (v === null ? "-" : v.toFixed(d));
-  console.log("| runtime | host | MB/s | vs raw | vs preview2-shim | conn/s | vs raw | vs preview2-shim |");
-  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  console.log("| runtime | guests | host | MB/s | vs raw | vs preview2-shim | conn/s | vs raw | vs preview2-shim |");
+  console.log("|---|---|---|---:|---:|---:|---:|---:|---:|");
   for (const r of results) {
     const raw = results.find((x) => x.runtime === r.runtime && x.variant === "raw")!;
-    const ref = results.find((x) => x.runtime === r.runtime && x.variant === "reference");
+    const ref = results.find((x) => x.runtime === r.runtime && x.variant === "reference" && x.guest === r.guest);
     const ratio = (a: number | null, b: number | null | undefined): string =>
       a === null || b === null || b === undefined ? "-" : (a / b).toFixed(2);
     const host = r.variant === "raw"
@@ -155,7 +175,7 @@ if (o.json) {
       ? "preview2-shim"
       : `wasi-tcp ${r.variant === "jspi" ? "JSPI" : "sync"}`;
     console.log(
-      `| ${r.runtime} | ${host} | ${f(r.mbps)} | ${ratio(r.mbps, raw.mbps)} | ${
+      `| ${r.runtime} | ${r.guest ?? "-"} | ${host} | ${f(r.mbps)} | ${ratio(r.mbps, raw.mbps)} | ${
         r.variant === "raw" ? "-" : ratio(r.mbps, ref?.mbps)
       } | ${f(r.connPerSec, 0)} | ${ratio(r.connPerSec, raw.connPerSec)} | ${
         r.variant === "raw" ? "-" : ratio(r.connPerSec, ref?.connPerSec)

@@ -2,14 +2,16 @@
 // modes (a synchronous component blocks its thread, so an echo server and its
 // clients cannot share one), and spawns such processes under any runtime.
 //
-//   <runtime> tests/_guest_runner.ts server MODE IPV6 CLIENTS TIMEOUT_MS
-//   <runtime> tests/_guest_runner.ts client MODE IPV6 PORT SIZE SEED TIMEOUT_MS
+//   <runtime> tests/_guest_runner.ts server MODE IPV6 CLIENTS TIMEOUT_MS [GUEST]
+//   <runtime> tests/_guest_runner.ts client MODE IPV6 PORT SIZE SEED TIMEOUT_MS [GUEST]
 //   <runtime> tests/_guest_runner.ts conns MODE IPV6 PORT COUNT TIMEOUT_MS
-//   <runtime> tests/_guest_runner.ts bench MODE IPV6 PORT SIZE COUNT TIMEOUT_MS [echo]
+//   <runtime> tests/_guest_runner.ts bench MODE IPV6 PORT SIZE COUNT TIMEOUT_MS [exchange|echo] [GUEST]
 //   <runtime> tests/_guest_runner.ts race MODE PORT TIMEOUT_MS
 //   <runtime> tests/_guest_runner.ts conformance MODE IPV6
 //
-// MODE is jspi, sync or reference (tests/_guests.ts). Each prints JSON lines
+// MODE is jspi, sync or reference (tests/_guests.ts). GUEST is js (default:
+// echo_server.js, echo_client.js) or wat (the hand-written echo_server.wat,
+// echo_client.wat, which serves one client at a time). Each prints JSON lines
 // on stdout: the server `{"port":N}` once listening, then `{"served":"N"}`;
 // the client `{"digest":"...","ms":N}`; conns `{"count":N,"ms":N}`; bench,
 // after a warm-up exchange, `{"digest":"...","bytesMs":N,"connsMs":N}` for one
@@ -180,15 +182,15 @@ async function main(argv: string[]): Promise<void> {
   const ns = (ms: string): bigint => BigInt(ms) * NS_PER_MS;
   switch (command) {
     case "server": {
-      const [ipv6, clients, timeoutMs] = rest;
-      const guest = await load<EchoServer>("echo_server", mode);
+      const [ipv6, clients, timeoutMs, language] = rest;
+      const guest = await load<EchoServer>(language === "wat" ? "wat_echo_server" : "echo_server", mode);
       print({ port: await guest.listen(ipv6 === "1") });
       print({ served: await guest.serve(Number(clients), ns(timeoutMs)) });
       return;
     }
     case "client": {
-      const [ipv6, port, size, seed, timeoutMs] = rest;
-      const guest = await load<EchoClient>("echo_client", mode);
+      const [ipv6, port, size, seed, timeoutMs, language] = rest;
+      const guest = await load<EchoClient>(language === "wat" ? "wat_echo_client" : "echo_client", mode);
       const started = performance.now();
       const digest = await guest.exchange(ipv6 === "1", Number(port), BigInt(size), Number(seed), ns(timeoutMs));
       print({ digest, ms: performance.now() - started });
@@ -205,8 +207,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "bench": {
-      const [ipv6, port, size, count, timeoutMs, protocol] = rest;
-      const guest = await load<EchoClient>("echo_client", mode);
+      const [ipv6, port, size, count, timeoutMs, protocol, language] = rest;
+      const guest = await load<EchoClient>(language === "wat" ? "wat_echo_client" : "echo_client", mode);
       // `echo` skips the half-close, which preview2-shim lacks.
       const call = protocol === "echo" ? guest.echo.bind(guest) : guest.exchange.bind(guest);
       const v6 = ipv6 === "1";

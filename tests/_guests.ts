@@ -31,12 +31,19 @@ export const GUEST_WASI_VERSION = "0.2.6";
  */
 const WASI_PACKAGES = ["io", "clocks", "sockets", "cli", "filesystem", "random"];
 
-/** The guests of tests/guests/: JS file name and WIT world. */
+/**
+ * The guests of tests/guests/ and their WIT worlds. A name is its source's
+ * file name: `<name>.js` built with componentize-qjs, or, for the `wat_`
+ * guests, `<name without wat_>.wat` assembled with jco's wasm-tools.
+ */
 export const GUEST_WORLDS = {
   echo_server: "echo-server",
   echo_client: "echo-client",
   poll_race: "poll-race",
   conformance: "conformance",
+  // The echo pair without an interpreter, for the guest-level benchmark.
+  wat_echo_server: "echo-server",
+  wat_echo_client: "echo-client",
 } as const;
 
 /** A guest name. */
@@ -106,28 +113,14 @@ function transpileOptions(name: GuestName, mode: GuestMode): TranspileOptions {
   };
 }
 
-/**
- * Builds a guest's component with componentize-qjs, from the cache when its
- * inputs have not changed.
- *
- * @param name The guest.
- * @returns The component's bytes and whether they came from the cache.
- * @throws {Error} When componentize-qjs fails.
- */
-async function buildComponent(name: GuestName): Promise<{ bytes: Uint8Array; key: string; cached: boolean }> {
-  const source = await readFile(join(GUESTS, `${name}.js`), "utf8");
-  const world = await readFile(join(GUESTS, "guests.wit"), "utf8");
-  const deps = await wasiWit();
-  const key = createHash("sha256")
-    .update(JSON.stringify({ source, world, deps, guest: GUEST_WORLDS[name], qjs: await packageVersion(QJS) }))
-    .digest("hex")
-    .slice(0, 16);
-  const path = join(CACHE, `${name}-${key}.wasm`);
-  if (existsSync(path)) return { bytes: new Uint8Array(await readFile(path)), key, cached: true };
+type Wit = { world: string; deps: Array<[string, string]> };
+
+// A JS guest through componentize-qjs, which reads its WIT from a folder.
+async function componentize(name: GuestName, source: string, wit: Wit): Promise<Uint8Array> {
   const witDir = await mkdtemp(join(tmpdir(), "wasi-tcp-wit-"));
   try {
-    await writeFile(join(witDir, "guests.wit"), world);
-    for (const [p, text] of deps) {
+    await writeFile(join(witDir, "guests.wit"), wit.world);
+    for (const [p, text] of wit.deps) {
       await mkdir(join(witDir, "deps", p), { recursive: true });
       await writeFile(join(witDir, "deps", p, "package.wit"), text);
     }
@@ -141,19 +134,53 @@ async function buildComponent(name: GuestName): Promise<{ bytes: Uint8Array; key
       // exports, and the other modes are synchronous anyway.
       sync: true,
     });
-    await mkdir(CACHE, { recursive: true });
-    const staging = `${path}.${process.pid}.${Date.now()}.tmp`;
-    await writeFile(staging, component);
-    await rename(staging, path);
-    for (const old of await readdir(CACHE)) {
-      if (old.startsWith(`${name}-`) && old.endsWith(".wasm") && old !== `${name}-${key}.wasm`) {
-        await rm(join(CACHE, old), { force: true });
-      }
-    }
-    return { bytes: new Uint8Array(component), key, cached: false };
+    return component;
   } finally {
     await rm(witDir, { recursive: true, force: true });
   }
+}
+
+// A core module in the text format, assembled, given its world's types and
+// wrapped as a component. The WIT goes in as one text, each WASI package
+// nested in it: jco's wasm-tools cannot read a WIT folder.
+async function assemble(name: GuestName, source: string, wit: Wit): Promise<Uint8Array> {
+  const { parse, componentEmbed, componentNew } = await import("@bytecodealliance/jco");
+  let witSource = wit.world;
+  for (const [, text] of wit.deps) witSource += `\n${text.replace(/^package ([^;]+);/m, "package $1 {")}\n}\n`;
+  const core = await parse(source);
+  return await componentNew(await componentEmbed({ binary: core, witSource, world: GUEST_WORLDS[name] }));
+}
+
+/**
+ * Builds a guest's component, from the cache when its inputs have not
+ * changed: componentize-qjs for a JS guest, jco's wasm-tools for a `wat_` one.
+ *
+ * @param name The guest.
+ * @returns The component's bytes and whether they came from the cache.
+ * @throws {Error} When componentize-qjs or wasm-tools fails.
+ */
+async function buildComponent(name: GuestName): Promise<{ bytes: Uint8Array; key: string; cached: boolean }> {
+  const wat = name.startsWith("wat_");
+  const source = await readFile(join(GUESTS, wat ? `${name.slice(4)}.wat` : `${name}.js`), "utf8");
+  const wit = { world: await readFile(join(GUESTS, "guests.wit"), "utf8"), deps: await wasiWit() };
+  const tool = wat ? { jco: await packageVersion(JCO) } : { qjs: await packageVersion(QJS) };
+  const key = createHash("sha256")
+    .update(JSON.stringify({ source, ...wit, guest: GUEST_WORLDS[name], ...tool }))
+    .digest("hex")
+    .slice(0, 16);
+  const path = join(CACHE, `${name}-${key}.wasm`);
+  if (existsSync(path)) return { bytes: new Uint8Array(await readFile(path)), key, cached: true };
+  const component = wat ? await assemble(name, source, wit) : await componentize(name, source, wit);
+  await mkdir(CACHE, { recursive: true });
+  const staging = `${path}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(staging, component);
+  await rename(staging, path);
+  for (const old of await readdir(CACHE)) {
+    if (old.startsWith(`${name}-`) && old.endsWith(".wasm") && old !== `${name}-${key}.wasm`) {
+      await rm(join(CACHE, old), { force: true });
+    }
+  }
+  return { bytes: new Uint8Array(component), key, cached: false };
 }
 
 /**

@@ -42,6 +42,7 @@ interface EchoServer {
 
 interface EchoClient {
   exchange(ipv6: boolean, port: number, size: bigint, seed: number, timeoutNs: bigint): Promise<string>;
+  echo(ipv6: boolean, port: number, size: bigint, seed: number, timeoutNs: bigint): Promise<string>;
 }
 
 interface PollRace {
@@ -110,6 +111,31 @@ describe("JSPI components on mod.ts", { skip }, () => {
       },
     );
   }
+
+  it("the hand-written echo pair (echo_server.wat, echo_client.wat) echoes with and without a half-close, checked by SHA-256", {
+    timeout: BUILD_MS + EXCHANGE_MS,
+  }, async () => {
+    const [server, client] = await within(
+      Promise.all([buildGuest("wat_echo_server"), buildGuest("wat_echo_client")]),
+      "building the hand-written guests",
+      BUILD_MS,
+    );
+    const echo = await importGuest<EchoServer>(server, "wat-server");
+    const guest = await importGuest<EchoClient>(client, "wat-client");
+    const port = await echo.listen(false);
+    const timeoutNs = BigInt(EXCHANGE_MS) * NS_PER_MS;
+    const serving = echo.serve(2, timeoutNs);
+    const digests = await within(
+      (async () => [
+        await guest.exchange(false, port, BigInt(4 * MIB), 3, timeoutNs),
+        await guest.echo(false, port, BigInt(4 * MIB + 1), 1, timeoutNs),
+      ])(),
+      "the exchanges",
+      EXCHANGE_MS + 2_000,
+    );
+    assert.deepEqual(digests, [echoStreamSha256(4 * MIB, 3), echoStreamSha256(4 * MIB + 1, 1)]);
+    assert.equal(await serving, BigInt(8 * MIB + 1));
+  });
 
   describe("poll on a socket and a monotonic-clock timeout inside a component", () => {
     let peer: PollRacePeer;

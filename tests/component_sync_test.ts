@@ -29,7 +29,13 @@ describe(`synchronous components on sync/mod.ts (${runtime})`, () => {
   // Built once here, so that the child processes find them in the cache.
   const guests = (): Promise<unknown> =>
     built ??= within(
-      Promise.all([buildGuest("echo_server", "sync"), buildGuest("echo_client", "sync"), buildGuest("poll_race", "sync")]),
+      Promise.all([
+        buildGuest("echo_server", "sync"),
+        buildGuest("echo_client", "sync"),
+        buildGuest("poll_race", "sync"),
+        buildGuest("wat_echo_server", "sync"),
+        buildGuest("wat_echo_client", "sync"),
+      ]),
       "building the guests",
       BUILD_MS,
     );
@@ -77,6 +83,36 @@ describe(`synchronous components on sync/mod.ts (${runtime})`, () => {
       },
     );
   }
+
+  it(
+    "the hand-written echo pair (echo_server.wat, echo_client.wat) echoes with and without a half-close, checked by SHA-256",
+    { timeout: EXCHANGE_MS + BUILD_MS },
+    async () => {
+      await guests();
+      const children: GuestProcess[] = [];
+      try {
+        // One exchange, then the benchmark's warm-up, one echo and 3 empty ones.
+        const server = spawnGuest(runtime, ["server", "sync", "0", "6", String(EXCHANGE_MS), "wat"]);
+        children.push(server);
+        const { port } = await server.next<{ port: number }>(EXCHANGE_MS);
+        const client = spawnGuest(runtime, [
+          "client", "sync", "0", String(port), String(4 * MIB), "3", String(EXCHANGE_MS), "wat",
+        ]);
+        children.push(client);
+        assert.equal((await client.next<{ digest: string }>(EXCHANGE_MS)).digest, echoStreamSha256(4 * MIB, 3));
+        const bench = spawnGuest(runtime, [
+          "bench", "sync", "0", String(port), String(4 * MIB + 1), "3", String(EXCHANGE_MS), "echo", "wat",
+        ]);
+        children.push(bench);
+        assert.equal((await bench.next<{ digest: string }>(EXCHANGE_MS)).digest, echoStreamSha256(4 * MIB + 1, 1));
+        const { served } = await server.next<{ served: string }>(EXCHANGE_MS);
+        assert.equal(BigInt(served), BigInt(4 * MIB + 65536 + 4 * MIB + 1));
+        await Promise.all(children.map((c) => c.exited(EXCHANGE_MS)));
+      } finally {
+        for (const c of children) c.kill();
+      }
+    },
+  );
 
   describe("poll on a socket and a monotonic-clock timeout inside a component", () => {
     let peer: PollRacePeer;
