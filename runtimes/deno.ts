@@ -19,7 +19,7 @@
  *   idle time, interval, count, hop limit or buffer sizes.
  * - reads: `conn.read` into a 64 KiB buffer that is handed over. With
  *   `lendReadBuffers` the core gives buffers back (`recycle`), and reads go
- *   into a small pool shared by the backend's connections, 256 KiB at a time
+ *   into a small pool shared by the backend's connections, 1 MiB at a time
  *   while the peer keeps them full.
  *
  * Limitation: IPv6 sockets are not v6-only. `Deno.listen` on `"::"` is always
@@ -69,18 +69,28 @@ const READ_SIZE = 64 * 1024;
 /**
  * Bytes asked of each `conn.read` in bulk mode: when read buffers are lent
  * back (see {@link DenoConnection.recycle}) and the last read filled its
- * buffer. Four times fewer read ops than raw 64 KiB reads; the core hands the
- * guest 64 KiB views of it without copying. It equals the core's default
- * receive window: 128 KiB and 512 KiB were both slower on loopback.
+ * buffer. The core hands the guest 64 KiB views of it without copying.
+ *
+ * Large on purpose. Linux sizes a socket's receive buffer, and with it the
+ * window it advertises, by how many bytes the application takes per round
+ * trip. With 256 KiB reads a loopback connection here often settled on a
+ * ~2 MB buffer: the sender became window-limited, every ACK released a small
+ * paced burst, and throughput halved with the same syscalls, all the extra
+ * time in the kernel (raw 64 KiB reads fall into the same state). 1 MiB reads
+ * let the buffer grow to ~4.7 MB on most connections. A read may overshoot
+ * the core's receive window by up to its size; the core still stops reading
+ * once it holds a window's worth.
  */
-const BULK_READ_SIZE = 256 * 1024;
+const BULK_READ_SIZE = 1024 * 1024;
 /**
  * Reads shorter than a quarter of their buffer are copied out so the buffer
  * can be reused: handing it over would pin up to four times the data.
  */
 const COPY_FRACTION = 4;
-/** Idle read buffers of each size a backend keeps for its connections. */
+/** Idle 64 KiB read buffers a backend keeps for its connections. */
 const POOL_LIMIT = 4;
+/** Idle bulk read buffers a backend keeps: a connection in bulk mode needs two. */
+const BULK_POOL_LIMIT = 2;
 /**
  * Queued bytes past which `write` asks the caller to wait for `drain`: five
  * 64 KiB writes per wake-up of the writer instead of two (for a jco guest
@@ -126,7 +136,7 @@ class BufferPool {
       : size === BULK_READ_SIZE
       ? this.#bulk
       : undefined;
-    if (list === undefined || list.length >= POOL_LIMIT) return;
+    if (list === undefined || list.length >= (list === this.#bulk ? BULK_POOL_LIMIT : POOL_LIMIT)) return;
     for (let i = 0; i < list.length; i++) if (list[i].buffer === buffer) return;
     list.push(new Uint8Array(buffer));
   }
