@@ -55,6 +55,7 @@ const SYMBOLS = {
   listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
   getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  getpeername: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   setsockopt: {
     args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32],
     returns: FFIType.i32,
@@ -221,19 +222,48 @@ export function getsockname(fd: number): RawAddress | number {
   const c = libc();
   scratchLen[0] = SOCKADDR_SIZE;
   if (c.getsockname(fd, scratchAddr, scratchLen) < 0) return -errno();
+  return decodeScratch(c);
+}
+
+/**
+ * The remote address of a connected socket descriptor: one getpeername(2),
+ * where Bun's `remoteAddress` and `remotePort` getters make one each.
+ *
+ * @param fd The descriptor.
+ * @returns The address, or the errno as a negative number on failure
+ * (`ENOTCONN` once the peer has reset the connection).
+ * @example
+ * ```ts
+ * import { getpeername } from "./_bun_libc.ts";
+ * const a = getpeername(3);
+ * if (typeof a !== "number") console.log(a.address, a.port);
+ * ```
+ */
+export function getpeername(fd: number): RawAddress | number {
+  const c = libc();
+  scratchLen[0] = SOCKADDR_SIZE;
+  if (c.getpeername(fd, scratchAddr, scratchLen) < 0) return -errno();
+  return decodeScratch(c);
+}
+
+// The sockaddr a getsockname or getpeername left in the scratch buffer.
+function decodeScratch(c: Libc): RawAddress | number {
   const family = scratchView.getUint16(0, true);
   const port = scratchView.getUint16(2, false);
-  const v6 = family === AF_INET6;
-  const raw = v6 ? scratchAddr.subarray(8, 24) : scratchAddr.subarray(4, 8);
+  if (family !== AF_INET6) {
+    // Dotted quad without a call: a connection's addresses are read per accept or connect.
+    const a = scratchAddr;
+    return { family, address: `${a[4]}.${a[5]}.${a[6]}.${a[7]}`, port, flowInfo: 0, scopeId: 0 };
+  }
   scratchText.fill(0);
-  if (c.inet_ntop(family, raw, scratchText, scratchText.length) === null) return -errno();
+  if (c.inet_ntop(family, scratchAddr.subarray(8, 24), scratchText, scratchText.length) === null) return -errno();
   const end = scratchText.indexOf(0);
   return {
     family,
     address: String.fromCharCode(...scratchText.subarray(0, end)),
     port,
-    flowInfo: v6 ? scratchView.getUint32(4, false) : 0,
-    scopeId: v6 ? scratchView.getUint32(24, true) : 0,
+    flowInfo: scratchView.getUint32(4, false),
+    scopeId: scratchView.getUint32(24, true),
   };
 }
 

@@ -49,6 +49,7 @@ import {
   bindFd,
   closeFd,
   encodeSockaddr,
+  getpeername,
   getsockname,
   hasLibc,
   LINUX,
@@ -147,6 +148,13 @@ function specificLocal(a: HostAddress): HostAddress | undefined {
   return a.address === "0.0.0.0" || a.address === "::" ? undefined : a;
 }
 
+// Whether a connection's addresses can be read with one libc call each;
+// asked once, since a missing libc throws every time.
+let libcAddresses: boolean | undefined;
+function rawAddresses(): boolean {
+  return libcAddresses ??= hasLibc();
+}
+
 /**
  * One Bun socket behind the backend contract. Bun pushes events through the
  * shared handler objects below, which find this object in `socket.data`.
@@ -194,16 +202,31 @@ class BunConnection implements BackendConnection {
     // Bun forgets every address once the socket closes, which a peer's reset
     // does at any time: keep now what the getters need and is not known
     // already (the listener's own address, the address dialled).
+    // With libc, one getsockname(2) or getpeername(2) each: Bun's getters
+    // make one call per address and one per port.
     const remote = this.#dialled;
+    const fd = local && remote ? -1 : rawAddresses() ? socket.fd : -1;
     if (local) this.#local = { ...local };
     else {
-      this.#localIp = socket.localAddress;
-      this.#localPort = socket.localPort;
+      const name = fd >= 0 ? getsockname(fd) : -1;
+      if (typeof name === "number") {
+        this.#localIp = socket.localAddress;
+        this.#localPort = socket.localPort;
+      } else {
+        this.#localIp = name.address;
+        this.#localPort = name.port;
+      }
     }
     if (remote) this.#remote = { ...remote };
     else {
-      this.#remoteIp = socket.remoteAddress;
-      this.#remotePort = socket.remotePort;
+      const name = fd >= 0 ? getpeername(fd) : -1;
+      if (typeof name === "number") {
+        this.#remoteIp = socket.remoteAddress;
+        this.#remotePort = socket.remotePort;
+      } else {
+        this.#remoteIp = name.address;
+        this.#remotePort = name.port;
+      }
     }
   }
 

@@ -447,6 +447,8 @@ export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false
         assert.equal(accepted.remoteAddress.family, family);
         assert.equal(accepted.remoteAddress.port, client.localAddress.port);
         assert.equal(client.remoteAddress.port, server.port);
+        assert.equal(client.localAddress.address, address);
+        assert.equal(accepted.remoteAddress.address, address);
         const atServer = new Recorder();
         const atClient = new Recorder();
         accepted.start(atServer);
