@@ -2,7 +2,8 @@
  * The few libc socket calls Bun has no public API for, through `bun:ffi`:
  * creating a socket that is bound but not listening, reading back its address,
  * and raw `setsockopt`/`getsockopt` on the descriptors Bun exposes as
- * `socket.fd` and `listener.fd`. Linux (glibc, x86_64 and aarch64 share these
+ * `socket.fd` and `listener.fd`; also a connection's addresses in one call
+ * each, where Bun's getters make one per address and one per port. Linux (glibc, x86_64 and aarch64 share these
  * constants) only; {@link libc} throws elsewhere so that callers can degrade.
  *
  * Only ever imported under Bun: `bun:ffi` does not exist anywhere else.
@@ -48,6 +49,7 @@ const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOCKADDR_SIZE = 28; // sizeof(struct sockaddr_in6), the larger of the two
+const EAFNOSUPPORT = 97;
 
 const SYMBOLS = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -192,7 +194,7 @@ export function encodeSockaddr(
   return [scratchAddr, SOCKADDR_SIZE];
 }
 
-/** A decoded `getsockname` result. */
+/** A decoded `getsockname` or `getpeername` result. */
 export interface RawAddress {
   /** `LINUX.AF_INET` or `LINUX.AF_INET6`. */
   family: number;
@@ -211,6 +213,7 @@ export interface RawAddress {
  *
  * @param fd The descriptor.
  * @returns The address, or the errno as a negative number on failure.
+ * @throws {Error} When libc cannot be opened (see {@link libc}).
  * @example
  * ```ts
  * import { getsockname } from "./_bun_libc.ts";
@@ -232,6 +235,7 @@ export function getsockname(fd: number): RawAddress | number {
  * @param fd The descriptor.
  * @returns The address, or the errno as a negative number on failure
  * (`ENOTCONN` once the peer has reset the connection).
+ * @throws {Error} When libc cannot be opened (see {@link libc}).
  * @example
  * ```ts
  * import { getpeername } from "./_bun_libc.ts";
@@ -250,11 +254,12 @@ export function getpeername(fd: number): RawAddress | number {
 function decodeScratch(c: Libc): RawAddress | number {
   const family = scratchView.getUint16(0, true);
   const port = scratchView.getUint16(2, false);
-  if (family !== AF_INET6) {
+  if (family === AF_INET) {
     // Dotted quad without a call: a connection's addresses are read per accept or connect.
     const a = scratchAddr;
     return { family, address: `${a[4]}.${a[5]}.${a[6]}.${a[7]}`, port, flowInfo: 0, scopeId: 0 };
   }
+  if (family !== AF_INET6) return -EAFNOSUPPORT;
   scratchText.fill(0);
   if (c.inet_ntop(family, scratchAddr.subarray(8, 24), scratchText, scratchText.length) === null) return -errno();
   const end = scratchText.indexOf(0);

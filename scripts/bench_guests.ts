@@ -81,6 +81,7 @@ function parse(argv: string[]): Options {
     else if (a === "--json") o.json = true;
     else throw new Error(`Unexpected argument ${a}`);
   }
+  for (const g of o.guests) if (g !== "js" && g !== "wat") throw new Error(`Unknown guest ${g}: expected js or wat`);
   if (o.refMib < 0) o.refMib = o.mib;
   if (o.refConns < 0) o.refConns = o.conns;
   return o;
@@ -135,7 +136,7 @@ async function measure(o: Options, runtime: Runtime, variant: Variant, guest: Gu
     return { runtime, variant, guest, mbps: median(tp), connPerSec: median(cr) };
   } catch (e) {
     const note = String((e as Error)?.message ?? e).split("\n")[0].slice(0, 120);
-    process.stderr.write(`${runtime} ${variant}: ${note}\n`);
+    process.stderr.write(`${runtime} ${variant}${guest ? ` ${guest}` : ""}: ${note}\n`);
     return { runtime, variant, guest, mbps: null, connPerSec: null, note };
   }
 }

@@ -628,6 +628,53 @@ export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false
     }
   });
 
+  it(`${label}.pause() called from inside data(), as the core does once its window is full, stops reading`, async () => {
+    const backend = create();
+    const server = await Server.open(backend);
+    let peer: net.Socket | undefined;
+    try {
+      peer = await rawConnect("127.0.0.1", server.port);
+      const accepted = await server.next();
+      const window = 256 * 1024;
+      // The core's receive window, then a pause from within the delivery.
+      let full = true;
+      const rec = new (class extends Recorder {
+        override data(chunk: Uint8Array): void {
+          super.data(chunk);
+          if (full && this.bytes >= window) accepted.pause();
+        }
+      })();
+      accepted.start(rec);
+      const chunk = new Uint8Array(65536);
+      const cap = 64 * 1024 * 1024;
+      let written = 0;
+      let stalled = false;
+      while (!stalled) {
+        while (peer.write(chunk)) {
+          written += chunk.byteLength;
+          assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
+        }
+        written += chunk.byteLength;
+        // A drain that never comes is the stall; reading on would drain at once.
+        const drained = await Promise.race([
+          new Promise<boolean>((resolve) => peer!.once("drain", () => resolve(true))),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
+        ]);
+        stalled = !drained;
+        assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
+      }
+      // The window plus the one read under way (at most 1 MiB on any backend).
+      assert.ok(rec.bytes <= window + 1024 * 1024, `${rec.bytes} bytes delivered after the pause`);
+      full = false;
+      accepted.resume();
+      await rec.until(() => rec.bytes === written, "all bytes after resume", 30_000);
+      assert.equal(rec.failure, undefined);
+    } finally {
+      peer?.destroy();
+      server.close();
+    }
+  });
+
   it(`${label}.connect() reports connection-refused for a closed port`, async () => {
     const backend = create();
     const binding = await bind(backend, "127.0.0.1");

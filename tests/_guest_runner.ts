@@ -166,6 +166,13 @@ interface Conformance {
   run(ipv6: boolean): unknown[] | Promise<unknown[]>;
 }
 
+// The guest of a pair that GUEST names.
+function pairGuest(language: string | undefined, js: GuestName, wat: GuestName): GuestName {
+  if (language === undefined || language === "js") return js;
+  if (language === "wat") return wat;
+  throw new Error(`Unknown guest ${language}: expected js or wat`);
+}
+
 async function load<T>(name: GuestName, mode: string): Promise<T> {
   if (mode !== "jspi" && mode !== "sync" && mode !== "reference") throw new Error(`Unknown mode ${mode}`);
   // One instance per process, and each process has its own module map: every
@@ -183,14 +190,14 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "server": {
       const [ipv6, clients, timeoutMs, language] = rest;
-      const guest = await load<EchoServer>(language === "wat" ? "wat_echo_server" : "echo_server", mode);
+      const guest = await load<EchoServer>(pairGuest(language, "echo_server", "wat_echo_server"), mode);
       print({ port: await guest.listen(ipv6 === "1") });
       print({ served: await guest.serve(Number(clients), ns(timeoutMs)) });
       return;
     }
     case "client": {
       const [ipv6, port, size, seed, timeoutMs, language] = rest;
-      const guest = await load<EchoClient>(language === "wat" ? "wat_echo_client" : "echo_client", mode);
+      const guest = await load<EchoClient>(pairGuest(language, "echo_client", "wat_echo_client"), mode);
       const started = performance.now();
       const digest = await guest.exchange(ipv6 === "1", Number(port), BigInt(size), Number(seed), ns(timeoutMs));
       print({ digest, ms: performance.now() - started });
@@ -208,7 +215,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "bench": {
       const [ipv6, port, size, count, timeoutMs, protocol, language] = rest;
-      const guest = await load<EchoClient>(language === "wat" ? "wat_echo_client" : "echo_client", mode);
+      const guest = await load<EchoClient>(pairGuest(language, "echo_client", "wat_echo_client"), mode);
       // `echo` skips the half-close, which preview2-shim lacks.
       const call = protocol === "echo" ? guest.echo.bind(guest) : guest.exchange.bind(guest);
       const v6 = ipv6 === "1";

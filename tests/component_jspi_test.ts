@@ -124,17 +124,26 @@ describe("JSPI components on mod.ts", { skip }, () => {
     const guest = await importGuest<EchoClient>(client, "wat-client");
     const port = await echo.listen(false);
     const timeoutNs = BigInt(EXCHANGE_MS) * NS_PER_MS;
-    const serving = echo.serve(2, timeoutNs);
-    const digests = await within(
-      (async () => [
-        await guest.exchange(false, port, BigInt(4 * MIB), 3, timeoutNs),
-        await guest.echo(false, port, BigInt(4 * MIB + 1), 1, timeoutNs),
-      ])(),
+    // Both settle before any assertion, so a failed client leaves no serve()
+    // behind to reject during a later test.
+    const [served, exchanges] = await within(
+      Promise.allSettled([
+        echo.serve(2, timeoutNs),
+        (async () => [
+          await guest.exchange(false, port, BigInt(4 * MIB), 3, timeoutNs),
+          await guest.echo(false, port, BigInt(4 * MIB + 1), 1, timeoutNs),
+        ])(),
+      ]),
       "the exchanges",
       EXCHANGE_MS + 2_000,
     );
-    assert.deepEqual(digests, [echoStreamSha256(4 * MIB, 3), echoStreamSha256(4 * MIB + 1, 1)]);
-    assert.equal(await serving, BigInt(8 * MIB + 1));
+    assert.equal(exchanges.status, "fulfilled", String((exchanges as PromiseRejectedResult).reason));
+    assert.equal(served.status, "fulfilled", String((served as PromiseRejectedResult).reason));
+    assert.deepEqual(
+      (exchanges as PromiseFulfilledResult<string[]>).value,
+      [echoStreamSha256(4 * MIB, 3), echoStreamSha256(4 * MIB + 1, 1)],
+    );
+    assert.equal((served as PromiseFulfilledResult<bigint>).value, BigInt(8 * MIB + 1));
   });
 
   describe("poll on a socket and a monotonic-clock timeout inside a component", () => {

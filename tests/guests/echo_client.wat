@@ -22,6 +22,7 @@
   (import "wasi:io/streams@0.2.6" "[method]output-stream.subscribe" (func $out_subscribe (param i32) (result i32)))
   (import "wasi:io/streams@0.2.6" "[resource-drop]input-stream" (func $drop_input (param i32)))
   (import "wasi:io/streams@0.2.6" "[resource-drop]output-stream" (func $drop_output (param i32)))
+  (import "wasi:io/error@0.2.6" "[resource-drop]error" (func $drop_error (param i32)))
   (import "wasi:sockets/instance-network@0.2.6" "instance-network" (func $instance_network (result i32)))
   (import "wasi:sockets/network@0.2.6" "[resource-drop]network" (func $drop_network (param i32)))
   (import "wasi:sockets/tcp-create-socket@0.2.6" "create-tcp-socket" (func $create (param i32 i32)))
@@ -119,6 +120,12 @@
         (br $next)))
     (local.get $fired))
 
+  ;; Drops the wasi:io error a stream-error at `at` may own (case 0,
+  ;; last-operation-failed, holds it 4 bytes on).
+  (func $drop_stream_error (param $at i32)
+    (if (i32.eqz (i32.load8_u (local.get $at)))
+      (then (call $drop_error (i32.load offset=4 (local.get $at))))))
+
   ;; Writes `err(message)` to RESULT and returns it.
   (func $fail (param $ptr i32) (param $len i32) (result i32)
     (i32.store8 (global.get $RESULT) (i32.const 1))
@@ -202,7 +209,10 @@
                 (then
                   ;; stream-error: 1 is `closed`, the peer's FIN.
                   (if (i32.ne (i32.load8_u offset=4 (global.get $RET)) (i32.const 1))
-                    (then (local.set $result (call $fail (i32.const 2160) (i32.const 11))) (br $out)))
+                    (then
+                      (call $drop_stream_error (i32.add (global.get $RET) (i32.const 4)))
+                      (local.set $result (call $fail (i32.const 2160) (i32.const 11)))
+                      (br $out)))
                   (local.set $eof (i32.const 1))
                   (br $drained)))
               (local.set $len (i32.load offset=8 (global.get $RET)))
@@ -218,7 +228,10 @@
             (then
               (call $check_write (local.get $output) (global.get $RET))
               (if (i32.load8_u (global.get $RET))
-                (then (local.set $result (call $fail (i32.const 2176) (i32.const 18))) (br $out)))
+                (then
+                  (call $drop_stream_error (i32.add (global.get $RET) (i32.const 8)))
+                  (local.set $result (call $fail (i32.const 2176) (i32.const 18)))
+                  (br $out)))
               (local.set $budget (i64.load offset=8 (global.get $RET)))
               (block $full
                 (loop $write_more
@@ -238,7 +251,10 @@
                   (call $write (local.get $output)
                     (i32.add (global.get $POOL) (i32.add (local.get $base) (local.get $offset))) (local.get $take) (global.get $RET))
                   (if (i32.load8_u (global.get $RET))
-                    (then (local.set $result (call $fail (i32.const 2208) (i32.const 12))) (br $out)))
+                    (then
+                      (call $drop_stream_error (i32.add (global.get $RET) (i32.const 4)))
+                      (local.set $result (call $fail (i32.const 2208) (i32.const 12)))
+                      (br $out)))
                   (local.set $offset (i32.add (local.get $offset) (local.get $take)))
                   (local.set $sent (i64.add (local.get $sent) (i64.extend_i32_u (local.get $take))))
                   (local.set $budget (i64.sub (local.get $budget) (i64.extend_i32_u (local.get $take))))
@@ -252,7 +268,10 @@
                     (then
                       (call $flush (local.get $output) (global.get $RET))
                       (if (i32.load8_u (global.get $RET))
-                        (then (local.set $result (call $fail (i32.const 2224) (i32.const 12))) (br $out)))
+                        (then
+                          (call $drop_stream_error (i32.add (global.get $RET) (i32.const 4)))
+                          (local.set $result (call $fail (i32.const 2224) (i32.const 12)))
+                          (br $out)))
                       (local.set $flushing (i32.const 1)))
                     (else
                       (if (i32.and (i32.eqz (local.get $shut)) (i64.ne (local.get $budget) (i64.const 0)))
