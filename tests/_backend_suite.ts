@@ -40,6 +40,33 @@ function turn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
+/**
+ * Writes 64 KiB chunks to `peer` until its writes back up for good (a drain
+ * that has not come within 500 ms), failing past 64 MiB without backpressure.
+ *
+ * @param peer A connected node:net socket.
+ * @returns The bytes written, all queued or sent.
+ */
+async function writeUntilStalled(peer: net.Socket): Promise<number> {
+  const chunk = new Uint8Array(65536);
+  const cap = 64 * 1024 * 1024;
+  let written = 0;
+  for (;;) {
+    while (peer.write(chunk)) {
+      written += chunk.byteLength;
+      assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
+    }
+    written += chunk.byteLength;
+    // A drain that never comes is the stall; reading on would drain at once.
+    const drained = await Promise.race([
+      new Promise<boolean>((resolve) => peer.once("drain", () => resolve(true))),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
+    ]);
+    assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
+    if (!drained) return written;
+  }
+}
+
 /** A sink that records every event and lets a test wait for a condition. */
 export class Recorder implements ConnectionSink {
   chunks: Uint8Array[] = [];
@@ -600,24 +627,7 @@ export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false
       await rec.until(() => rec.bytes === 12, "data flows before pause");
       accepted.pause();
       const before = rec.bytes;
-      const chunk = new Uint8Array(65536);
-      const cap = 64 * 1024 * 1024;
-      let written = 0;
-      let stalled = false;
-      while (!stalled) {
-        while (peer.write(chunk)) {
-          written += chunk.byteLength;
-          assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
-        }
-        written += chunk.byteLength;
-        // A drain that never comes is the stall; reading on would drain at once.
-        const drained = await Promise.race([
-          new Promise<boolean>((resolve) => peer!.once("drain", () => resolve(true))),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
-        ]);
-        stalled = !drained;
-        assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
-      }
+      const written = await writeUntilStalled(peer);
       assert.equal(rec.bytes, before, "data was delivered while paused");
       accepted.resume();
       await rec.until(() => rec.bytes === before + written, "all bytes after resume", 30_000);
@@ -645,24 +655,7 @@ export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false
         }
       })();
       accepted.start(rec);
-      const chunk = new Uint8Array(65536);
-      const cap = 64 * 1024 * 1024;
-      let written = 0;
-      let stalled = false;
-      while (!stalled) {
-        while (peer.write(chunk)) {
-          written += chunk.byteLength;
-          assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
-        }
-        written += chunk.byteLength;
-        // A drain that never comes is the stall; reading on would drain at once.
-        const drained = await Promise.race([
-          new Promise<boolean>((resolve) => peer!.once("drain", () => resolve(true))),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
-        ]);
-        stalled = !drained;
-        assert.ok(written < cap, `peer wrote ${written} bytes without backpressure`);
-      }
+      const written = await writeUntilStalled(peer);
       // The window plus the one read under way (at most 1 MiB on any backend).
       assert.ok(rec.bytes <= window + 1024 * 1024, `${rec.bytes} bytes delivered after the pause`);
       full = false;
