@@ -14,6 +14,12 @@
 // - `reference`: a synchronous component on @bytecodealliance/preview2-shim
 //   alone, to compare against.
 //
+// jco 1.35's output reads `process.env.JCO_DEBUG` on every import call (in
+// `_debugLog`, several times per call); on Deno that is a call into the
+// runtime each time, and it cost a JSPI echo guest there about a third of its
+// throughput. The output therefore reads it once, when the module loads;
+// `--keep-debug-check` leaves jco's output as it is.
+//
 // `--module` is how the output imports this package (default `wasi-tcp`, or
 // `wasi-tcp/sync` in sync mode; a relative path such as `../mod.ts` works
 // too). Every other WASI interface the component imports comes from
@@ -47,10 +53,40 @@ export interface TranspileOptions {
    * alone, for comparison; `module` is ignored.
    */
   mode?: TranspileMode;
+  /**
+   * Whether jco's per-call read of `process.env.JCO_DEBUG` is made once, at
+   * module load (default `true`); the output is otherwise jco's own.
+   */
+  readDebugOnce?: boolean;
 }
 
 /** How a component's blocking imports are bridged. */
 export type TranspileMode = "jspi" | "sync" | "reference";
+
+// jco 1.35's `_debugLog` and its check, and what they become.
+const DEBUG_LOG = "const _debugLog = ";
+const DEBUG_CHECK = "if (!globalThis?.process?.env?.JCO_DEBUG) { return; }";
+const DEBUG_ONCE = "const $wasiTcpJcoDebug = globalThis?.process?.env?.JCO_DEBUG;\n";
+
+/**
+ * Makes jco's debug check read the environment once per module instead of
+ * on every import call. Output without jco 1.35's `_debugLog` and its check
+ * (another jco) is returned as it is.
+ *
+ * @param js A module jco wrote.
+ * @returns The module, its debug check hoisted.
+ * @example
+ * ```ts
+ * import { readDebugOnce } from "./transpile.ts";
+ * console.log(readDebugOnce("export const x = 1;")); // unchanged
+ * ```
+ */
+export function readDebugOnce(js: string): string {
+  const at = js.indexOf(DEBUG_LOG);
+  if (at < 0 || !js.includes(DEBUG_CHECK, at)) return js;
+  // Declared right before `_debugLog`, which nothing can call earlier.
+  return js.slice(0, at) + DEBUG_ONCE + js.slice(at).replaceAll(DEBUG_CHECK, "if (!$wasiTcpJcoDebug) { return; }");
+}
 
 /** The WASI interface families this package serves. */
 const SERVED = ["wasi:sockets", "wasi:io", "wasi:clocks"] as const;
@@ -155,7 +191,14 @@ export async function transpileComponent(
       }
       : {}),
   });
-  return files;
+  if (options.readDebugOnce === false) return files;
+  const out: Record<string, Uint8Array> = {};
+  for (const [path, bytes] of Object.entries(files)) {
+    out[path] = path.endsWith(".js")
+      ? new TextEncoder().encode(readDebugOnce(new TextDecoder().decode(bytes)))
+      : bytes;
+  }
+  return out;
 }
 
 /**
@@ -190,7 +233,7 @@ export async function transpileFile(
 }
 
 const USAGE = "Usage: transpile.ts COMPONENT.wasm -o OUT_DIR [--mode jspi|sync|reference] [--module SPECIFIER] " +
-  "[--name NAME] [--async-exports NAME]... [--map FROM=TO]... [--print-flags]";
+  "[--name NAME] [--async-exports NAME]... [--map FROM=TO]... [--keep-debug-check] [--print-flags]";
 
 async function main(argv: string[]): Promise<number> {
   let input: string | undefined;
@@ -220,7 +263,8 @@ async function main(argv: string[]): Promise<number> {
       const [from, to] = value().split("=");
       if (!from || !to) throw new Error(`Expected --map FROM=TO\n${USAGE}`);
       options.map = { ...options.map, [from]: to };
-    } else if (arg === "--print-flags") printFlags = true;
+    } else if (arg === "--keep-debug-check") options.readDebugOnce = false;
+    else if (arg === "--print-flags") printFlags = true;
     else if (arg === "-h" || arg === "--help") {
       console.log(USAGE);
       return 0;

@@ -206,6 +206,8 @@ export async function buildGuest(name: GuestName, mode: GuestMode = "jspi"): Pro
       component: component.key,
       jco: await packageVersion(JCO),
       flags: transpileFlags(options),
+      // What the script does to jco's output is part of the result too.
+      script: await readFile(join(ROOT, "scripts", "transpile.ts"), "utf8"),
     }))
     .digest("hex")
     .slice(0, 16);
