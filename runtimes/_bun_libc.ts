@@ -3,8 +3,9 @@
  * creating a socket that is bound but not listening, reading back its address,
  * and raw `setsockopt`/`getsockopt` on the descriptors Bun exposes as
  * `socket.fd` and `listener.fd`; also a connection's addresses in one call
- * each, where Bun's getters make one per address and one per port. Linux (glibc, x86_64 and aarch64 share these
- * constants) only; {@link libc} throws elsewhere so that callers can degrade.
+ * each, where Bun's getters make one per address and one per port. Linux
+ * (glibc, x86_64 and aarch64 share these constants) only; {@link libc} throws
+ * elsewhere so that callers can degrade.
  *
  * Only ever imported under Bun: `bun:ffi` does not exist anywhere else.
  *

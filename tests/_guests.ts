@@ -1,7 +1,8 @@
 // Builds the guest components of tests/guests/ with componentize-qjs (the JS
-// guests) or jco's wasm-tools (the .wat echo pair), transpiles them with scripts/transpile.ts against this package's mod.ts, and
-// caches the result under .cache/guests/, keyed by a hash of everything that
-// goes into it. Also computes, on the host, what the guests compute.
+// guests) or jco's wasm-tools (the .wat echo pair), transpiles them with
+// scripts/transpile.ts against this package's mod.ts, and caches the result
+// under .cache/guests/, keyed by a hash of everything that goes into it. Also
+// computes, on the host, what the guests compute.
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
