@@ -41,6 +41,9 @@ import { ENDED, FAILED, type Ring, SHUTDOWN_SEND } from "./_ring.ts";
 import type { StreamRef } from "./_worker.ts";
 
 const CREATE = Symbol("create");
+// The mark by which scripts/transpile.ts's output lends a method views of
+// guest memory for its list<u8> arguments instead of copies.
+const COPIES_LIST_ARGUMENTS = Symbol.for("wasi-tcp.copiesListArguments");
 const EMPTY = new Uint8Array(0);
 const NS_PER_MS = 1_000_000;
 
@@ -541,6 +544,9 @@ export class OutputStream {
     this.#ctx.channel.drop(this.#handle);
   }
 }
+// write() and blocking-write-and-flush() copy their bytes into the ring
+// before they return.
+Object.defineProperty(OutputStream.prototype, COPIES_LIST_ARGUMENTS, { value: true });
 
 type PollSource =
   | { kind: "clock"; deadline: number }

@@ -40,6 +40,10 @@ function assertStreamError(fn: () => unknown, tag: "closed" | "last-operation-fa
 }
 
 describe("OutputStream writes", () => {
+  it("OutputStream has no copiesListArguments mark, since it keeps the array it is given until sent, so jco's output must copy for it", () => {
+    assert.equal(Symbol.for("wasi-tcp.copiesListArguments") in OutputStream.prototype, false);
+  });
+
   it("OutputStream.checkWrite() gives 65536n on a fresh connection, on both ends", async () => {
     await withEnv({}, async (env) => {
       const { client, server } = await pair(env);

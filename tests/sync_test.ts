@@ -245,6 +245,33 @@ describe("createSyncWasiSockets()", () => {
     }
   });
 
+  it("OutputStream.write() copies before it returns, as its copiesListArguments mark promises: a caller reusing the array at once loses nothing", () => {
+    const p = pair(wasi);
+    try {
+      // scripts/transpile.ts lends guest memory to methods with this mark.
+      assert.equal((p.clientOut as unknown as Record<symbol, unknown>)[Symbol.for("wasi-tcp.copiesListArguments")], true);
+      const data = pattern(1 << 20, 11);
+      const scratch = new Uint8Array(65536);
+      const room = p.clientOut.subscribe();
+      for (let at = 0; at < data.length;) {
+        const n = Math.min(Number(p.clientOut.checkWrite()), scratch.length, data.length - at);
+        if (n === 0) {
+          await_(wasi, room, "room to write");
+          continue;
+        }
+        scratch.set(data.subarray(at, at + n));
+        p.clientOut.write(scratch.subarray(0, n));
+        // What a guest does with its buffer next.
+        scratch.fill(0xee);
+        at += n;
+      }
+      p.client.shutdown("send");
+      assert.deepEqual(readAll(wasi, p.serverIn), data);
+    } finally {
+      p.close();
+    }
+  });
+
   it("OutputStream.flush() completes only once every byte is with the OS, so a drop right after loses none", () => {
     const p = pair(wasi);
     let dropped = false;
