@@ -60,6 +60,7 @@ export {
 export type { WasiSockets, WasiSocketsOptions } from "./core/wasi_sockets.ts";
 export type { NetworkUse, PermissionHook } from "./core/tcp_socket.ts";
 export { IoError, NetworkError, StreamError } from "./core/errors.ts";
+export { COPIES_LIST_ARGUMENTS } from "./core/streams.ts";
 export type { ErrorCode, StreamErrorPayload } from "./core/errors.ts";
 export type { IpAddressFamily, IpSocketAddress } from "./core/ip_socket_address.ts";
 

@@ -143,6 +143,15 @@ export interface BackendConnection {
    */
   write(chunk: Uint8Array): boolean;
   /**
+   * Like {@link write}, but `chunk` is only lent for the call (a view of guest
+   * memory, say): the backend hands what it can to the OS at once and copies
+   * the rest. A backend that has it lets the core's output streams take
+   * views instead of copies (see COPIES_LIST_ARGUMENTS).
+   *
+   * @returns As {@link write}.
+   */
+  writeBorrowed?(chunk: Uint8Array): boolean;
+  /**
    * Asks whether every byte written so far has been handed to the OS: what a
    * guest's flush waits for.
    *

@@ -39,6 +39,21 @@ const WRITE_BUDGET_BIG = BigInt(WRITE_BUDGET);
  */
 export const BLOCKING_WRITE_LIMIT = 4096;
 /**
+ * The registered symbol by which an object says that its methods copy what
+ * they keep of a `list<u8>` argument before they return. scripts/transpile.ts
+ * makes jco's output lend such methods a view of guest memory instead of a
+ * copy. An {@link OutputStream} carries it when its backend can write from
+ * borrowed bytes (`BackendConnection.writeBorrowed`).
+ *
+ * @example
+ * ```ts
+ * import { COPIES_LIST_ARGUMENTS } from "./streams.ts";
+ * const host = { [COPIES_LIST_ARGUMENTS]: true, update(bytes: Uint8Array) {} };
+ * console.log(COPIES_LIST_ARGUMENTS in host); // true
+ * ```
+ */
+export const COPIES_LIST_ARGUMENTS: unique symbol = Symbol.for("wasi-tcp.copiesListArguments");
+/**
  * How many received bytes the core holds for a guest that does not read.
  * Past it the backend stops reading and the kernel's window pushes back.
  *
@@ -198,8 +213,12 @@ class Sender implements PollSource {
   error: IoError | undefined;
   errorReported = false;
   #flushed: PollSource | undefined;
+  // The backend copies what it keeps of a write: callers may lend their bytes.
+  readonly borrows: boolean;
 
-  constructor(readonly connection: BackendConnection) {}
+  constructor(readonly connection: BackendConnection) {
+    this.borrows = typeof connection.writeBorrowed === "function";
+  }
 
   ready(): boolean {
     return (this.budget > 0 && !this.flushing) || this.closed || this.error !== undefined;
@@ -244,7 +263,7 @@ class Sender implements PollSource {
       );
     }
     if (chunk.length === 0) return;
-    if (this.connection.write(chunk)) {
+    if (this.borrows ? this.connection.writeBorrowed!(chunk) : this.connection.write(chunk)) {
       this.writable = true;
       this.budget = WRITE_BUDGET;
     } else {
@@ -472,6 +491,7 @@ export class OutputStream {
       throw new TypeError("OutputStream is created by TcpSocket, not constructed");
     }
     this.#tx = internal;
+    if (internal.borrows) Object.defineProperty(this, COPIES_LIST_ARGUMENTS, { value: true });
   }
 
   /**
@@ -503,7 +523,9 @@ export class OutputStream {
   }
 
   /**
-   * Hands bytes to the connection. The stream takes ownership of `contents`.
+   * Hands bytes to the connection. The stream takes ownership of `contents`,
+   * unless it carries {@link COPIES_LIST_ARGUMENTS} (its backend writes from
+   * borrowed bytes): then it copies what it keeps before returning.
    *
    * @param contents At most what {@link checkWrite} allowed.
    * @throws {Error} A trap (no `payload`) when `contents` exceeds the budget.
@@ -537,6 +559,8 @@ export class OutputStream {
     }
     const tx = this.#tx;
     tx.check();
+    // Lent guest memory is only good until the first await.
+    if (tx.borrows) contents = contents.slice();
     // What is left of a budget may be less than `contents`: write in pieces.
     let done = 0;
     do {

@@ -284,10 +284,20 @@ class BunConnection implements BackendConnection {
   }
 
   write(chunk: Uint8Array): boolean {
+    return this.#write(chunk, false);
+  }
+
+  // Bun's write hands over what the kernel takes at once and keeps nothing,
+  // so a lent chunk costs a copy of what is left over only.
+  writeBorrowed(chunk: Uint8Array): boolean {
+    return this.#write(chunk, true);
+  }
+
+  #write(chunk: Uint8Array, borrowed: boolean): boolean {
     if (this.#closed || this.#send !== SEND_OPEN) return true;
     const queue = this.#queue;
     if (queue.length !== 0) {
-      queue.push(chunk);
+      queue.push(borrowed ? chunk.slice() : chunk);
       return false;
     }
     if (this.#released) {
@@ -300,8 +310,13 @@ class BunConnection implements BackendConnection {
       this.#broken();
       return false;
     }
-    queue.push(chunk);
-    this.#headOffset = n;
+    if (borrowed) {
+      queue.push(chunk.slice(n));
+      this.#headOffset = 0;
+    } else {
+      queue.push(chunk);
+      this.#headOffset = n;
+    }
     this.#owesDrain = true;
     return false;
   }

@@ -32,7 +32,7 @@ import { IoError, StreamError, trap } from "../core/errors.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import type { IpAddressFamily, IpSocketAddress } from "../core/ip_socket_address.ts";
 import * as clock from "../core/monotonic_clock.ts";
-import { BLOCKING_WRITE_LIMIT } from "../core/streams.ts";
+import { BLOCKING_WRITE_LIMIT, COPIES_LIST_ARGUMENTS } from "../core/streams.ts";
 import { Network, type NetworkUse, type ShutdownType } from "../core/tcp_socket.ts";
 import * as wall from "../core/wall_clock.ts";
 import type { Datetime } from "../core/wall_clock.ts";
@@ -41,9 +41,6 @@ import { ENDED, FAILED, type Ring, SHUTDOWN_SEND } from "./_ring.ts";
 import type { StreamRef } from "./_worker.ts";
 
 const CREATE = Symbol("create");
-// The mark by which scripts/transpile.ts's output lends a method views of
-// guest memory for its list<u8> arguments instead of copies.
-const COPIES_LIST_ARGUMENTS = Symbol.for("wasi-tcp.copiesListArguments");
 const EMPTY = new Uint8Array(0);
 const NS_PER_MS = 1_000_000;
 

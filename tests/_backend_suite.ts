@@ -315,10 +315,14 @@ export interface SuiteOptions {
   noIpv6Only: string | false;
   /** Why a connect cannot be given up here, or `false` when it can. */
   noConnectAbort?: string | false;
+  /** Why its connections have no writeBorrowed, or `false` when they have it (checked). */
+  noWriteBorrowed?: string | false;
 }
 
 /** Registers the backend contract tests. */
-export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false }: SuiteOptions): void {
+export function backendSuite(
+  { label, create, noIpv6Only, noConnectAbort = false, noWriteBorrowed = false }: SuiteOptions,
+): void {
   it(`${label}.connect() gives the attempt up when its signal aborts, and rejects`, { skip: noConnectAbort }, async () => {
     const backend = create();
     const server = await Server.open(backend);
@@ -608,6 +612,42 @@ export function backendSuite({ label, create, noIpv6Only, noConnectAbort = false
       assert.equal(atClient.text(), "reply after FIN");
       assert.equal(atClient.failure, undefined);
       assert.equal(atServer.failure, undefined);
+    } finally {
+      client?.close();
+      server.close();
+    }
+  });
+
+  it(`${label}.writeBorrowed() copies what the OS does not take at once: a caller reusing its array loses nothing`, {
+    skip: noWriteBorrowed,
+  }, async () => {
+    const backend = create();
+    const server = await Server.open(backend);
+    let client: BackendConnection | undefined;
+    try {
+      client = await connect(backend, "127.0.0.1", server.port);
+      assert.equal(typeof client.writeBorrowed, "function");
+      const writeBorrowed = client.writeBorrowed!.bind(client);
+      const accepted = await server.next();
+      const atServer = new Recorder();
+      client.start(new Recorder());
+      // 8 MiB while the server does not read: the kernel's buffers fill, so
+      // most writes are partial or queued behind one.
+      const size = 8 * 1024 * 1024;
+      const data = pattern(size);
+      const scratch = new Uint8Array(65536);
+      let stalled = false;
+      for (let offset = 0; offset < size; offset += scratch.length) {
+        scratch.set(data.subarray(offset, offset + scratch.length));
+        if (!writeBorrowed(scratch)) stalled = true;
+        scratch.fill(0xee);
+      }
+      assert.ok(stalled, "the writes never backed up, so nothing was left to copy");
+      client.shutdown("send");
+      accepted.start(atServer);
+      await atServer.until(() => atServer.ended, "server sees end", 30_000);
+      assert.equal(atServer.bytesAtEnd, size);
+      assertPattern(atServer.chunks, size);
     } finally {
       client?.close();
       server.close();

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { BackendBinding, BackendConnection } from "../core/backend.ts";
 import { type IoError, StreamError } from "../core/errors.ts";
 import { MemoryNetwork } from "../core/memory_network.ts";
-import { InputStream, OutputStream } from "../core/streams.ts";
+import { COPIES_LIST_ARGUMENTS, InputStream, OutputStream } from "../core/streams.ts";
 import { createWasiSockets } from "../core/wasi_sockets.ts";
 import {
   assertCode,
@@ -40,8 +40,57 @@ function assertStreamError(fn: () => unknown, tag: "closed" | "last-operation-fa
 }
 
 describe("OutputStream writes", () => {
-  it("OutputStream has no copiesListArguments mark, since it keeps the array it is given until sent, so jco's output must copy for it", () => {
-    assert.equal(Symbol.for("wasi-tcp.copiesListArguments") in OutputStream.prototype, false);
+  it("OutputStream carries no copiesListArguments mark on a backend without writeBorrowed, since it keeps the array it is given", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      assert.equal(COPIES_LIST_ARGUMENTS in client.output, false);
+    });
+  });
+
+  it("OutputStream carries the copiesListArguments mark on a backend with writeBorrowed, and a caller reusing its array at once loses nothing", async () => {
+    let borrowed = 0;
+    // A backend that copies in writeBorrowed, as its contract says.
+    const writeBorrowed = (c: BackendConnection) => (chunk: Uint8Array): boolean => {
+      borrowed++;
+      return c.write(chunk.slice());
+    };
+    const lending = (c: BackendConnection): BackendConnection =>
+      new Proxy(c, {
+        get: (target, key) => {
+          if (key === "writeBorrowed") return writeBorrowed(target);
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    await withEnv({
+      // A small window: the first write uses up the budget, so the blocking
+      // write must wait for room before it writes.
+      network: { windowSize: 1024 },
+      wrapBackend: (b) => ({
+        ...b,
+        connect: async (r) => lending(await b.connect(r)),
+      }),
+    }, async (env) => {
+      const { client, server } = await pair(env);
+      assert.equal((client.output as unknown as Record<symbol, unknown>)[COPIES_LIST_ARGUMENTS], true);
+      const scratch = new Uint8Array(BUDGET);
+      scratch.fill(1);
+      client.output.write(scratch);
+      assert.equal(client.output.checkWrite(), 0n);
+      scratch.fill(0xee);
+      scratch.fill(2, 0, 2000);
+      const blocking = client.output.blockingWriteAndFlush(scratch.subarray(0, 2000));
+      // What a guest does with its memory once the call has suspended it.
+      scratch.fill(0xee);
+      const got = readAll(server.input);
+      await within(blocking, "the blocking write");
+      client.output[Symbol.dispose]();
+      const bytes = await within(got, "the bytes");
+      assert.equal(bytes.length, BUDGET + 2000);
+      assert.ok(bytes.subarray(0, BUDGET).every((b) => b === 1), "the first write's bytes");
+      assert.ok(bytes.subarray(BUDGET).every((b) => b === 2), "the blocking write's bytes");
+      assert.ok(borrowed >= 2);
+    });
   });
 
   it("OutputStream.checkWrite() gives 65536n on a fresh connection, on both ends", async () => {
