@@ -4,6 +4,8 @@
 // such streams as their own kind, so jco keeps them and calls their methods;
 // they never reach this package's code, which checks its own brand.
 
+import { noteForeignStream } from "./_cabi.ts";
+
 const INPUT_METHODS = ["read", "blockingRead", "skip", "blockingSkip", "subscribe"] as const;
 const OUTPUT_METHODS = ["checkWrite", "write", "blockingWriteAndFlush", "flush", "blockingFlush", "subscribe"] as const;
 
@@ -22,5 +24,8 @@ export function isForeignStream(value: unknown, kind: "input" | "output"): boole
   for (const name of methods) {
     if (typeof record[name] !== "function") return false;
   }
+  // jco checks a stream right before it puts it in a table: a lowering may
+  // be handed its handle next.
+  noteForeignStream(kind, value);
   return true;
 }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { forgetRep } from "./_reps.ts";
+
 /**
  * The `wasi:sockets/network.error-code` enum, in its kebab-case WIT spelling.
  *
@@ -102,7 +104,9 @@ export class IoError {
   }
 
   /** Releases nothing; present because every resource can be dropped. */
-  [Symbol.dispose](): void {}
+  [Symbol.dispose](): void {
+    forgetRep(this);
+  }
 }
 
 /**

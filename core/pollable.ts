@@ -10,6 +10,7 @@
  */
 
 import { trap } from "./errors.ts";
+import { forgetRep } from "./_reps.ts";
 
 /**
  * Wakes whoever waits on a resource when its readiness may have changed.
@@ -186,7 +187,9 @@ export class Pollable {
   }
 
   /** Drops the pollable; it holds no OS resources. */
-  [Symbol.dispose](): void {}
+  [Symbol.dispose](): void {
+    forgetRep(this);
+  }
 
   static {
     sourceOf = (p) => p.#source;
@@ -302,6 +305,37 @@ export function poll(pollables: Pollable[]): Promise<Uint32Array> {
     }
   }
   return waitReady(pollables);
+}
+
+/**
+ * {@link poll} without a promise when it can answer at once: some pollable
+ * is ready and the event loop is not due a turn. What a JSPI import returns
+ * to spare the component a suspension.
+ *
+ * @param pollables The pollables to wait on.
+ * @returns The indices of the ready ones, or the promise of them.
+ * @throws {Error} A trap (no `payload`) for an empty list.
+ * @throws {TypeError} When an entry is not a Pollable.
+ * @example
+ * ```ts
+ * import { Pollable, pollNow } from "./pollable.ts";
+ * const ready = pollNow([new Pollable({ ready: () => true })]);
+ * console.log(ready instanceof Uint32Array ? ready[0] : "later"); // 0, or "later" when a turn is due
+ * ```
+ */
+export function pollNow(pollables: Pollable[]): Uint32Array | Promise<Uint32Array> {
+  if (pollables.length === 0) throw trap("Cannot poll an empty list of pollables");
+  for (const p of pollables) {
+    if (!(p instanceof Pollable)) throw new TypeError("Expected every entry to be a Pollable");
+  }
+  const ready = readyIndices(pollables);
+  if (ready === undefined) return waitReady(pollables);
+  let working = false;
+  for (let i = 0; i < ready.length && !working; i++) {
+    working = sourceOf(pollables[ready[i]]).notifier !== undefined;
+  }
+  const y = yieldToEventLoop(working);
+  return y === undefined ? ready : y.then(() => ready);
 }
 
 /**

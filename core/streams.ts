@@ -13,6 +13,7 @@
 import type { BackendConnection, ConnectionSink } from "./backend.ts";
 import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
 import { isForeignStream } from "./_foreign_streams.ts";
+import { forgetRep } from "./_reps.ts";
 import { checkBigint } from "./_options.ts";
 import { Notifier, Pollable, type PollSource, waitFor, waitUntil } from "./pollable.ts";
 
@@ -456,6 +457,7 @@ export class InputStream {
 
   /** Drops the stream: later data is discarded and the backend stops delivering it. */
   [Symbol.dispose](): void {
+    forgetRep(this);
     this.#rx.shutdown();
   }
 }
@@ -694,6 +696,7 @@ export class OutputStream {
 
   /** Drops the stream, which shuts down the send side once queued bytes are out. */
   [Symbol.dispose](): void {
+    forgetRep(this);
     this.#tx.shutdown();
   }
 

@@ -13,7 +13,8 @@ import type { IpAddressFamily } from "./ip_socket_address.ts";
 import * as clock from "./monotonic_clock.ts";
 import * as wall from "./wall_clock.ts";
 import type { Datetime } from "./wall_clock.ts";
-import { Pollable, poll, useMacrotask } from "./pollable.ts";
+import { Pollable, poll, pollNow, useMacrotask } from "./pollable.ts";
+import { installLowerings } from "./_cabi.ts";
 import { InputStream, OutputStream } from "./streams.ts";
 import { Network, type PermissionHook, type SocketContext, TcpSocket } from "./tcp_socket.ts";
 
@@ -258,6 +259,10 @@ export interface WasiSockets {
   /** `wasi:clocks/wall-clock`. */
   wallClock: WallClockNamespace;
 }
+
+// jco's optimized import bindings (`--import-bindings hybrid`) call the hot
+// wasi:io functions without its generated per-call code; see core/_cabi.ts.
+installLowerings({ InputStream, OutputStream, Pollable, IoError, poll, pollNow });
 
 /**
  * Binds the WASI TCP namespaces to a backend and a host policy.

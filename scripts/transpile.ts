@@ -203,7 +203,11 @@ export function transpileFlags(options: TranspileOptions = {}): string[] {
   const map = mode === "reference"
     ? { ...options.map }
     : { ...options.map, ...wasiTcpMap(options.module ?? defaultModule(mode)) };
-  const maps = Object.entries(map).flatMap(([from, to]) => ["--map", `${from}=${to}`]);
+  const maps = [
+    ...Object.entries(map).flatMap(([from, to]) => ["--map", `${from}=${to}`]),
+    "--import-bindings",
+    "hybrid",
+  ];
   if (mode !== "jspi") return maps;
   return [
     ...maps,
@@ -244,6 +248,7 @@ export async function transpileComponent(
     name: options.name ?? "component",
     map,
     quiet: true,
+    importBindings: "hybrid",
     ...(mode === "jspi"
       ? {
         asyncMode: "jspi",

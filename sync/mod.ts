@@ -27,6 +27,8 @@
  */
 
 import { isForeignStream } from "../core/_foreign_streams.ts";
+import { installLowerings } from "../core/_cabi.ts";
+import { forgetRep } from "../core/_reps.ts";
 import { checkBigint, checkBufferOptions } from "../core/_options.ts";
 import { IoError, StreamError, trap } from "../core/errors.ts";
 import type { ErrorCode } from "../core/errors.ts";
@@ -268,6 +270,7 @@ export class InputStream {
 
   /** Drops the stream: later data is discarded. */
   [Symbol.dispose](): void {
+    forgetRep(this);
     this.#closed = true;
     this.#ctx.channel.drop(this.#handle);
   }
@@ -536,6 +539,7 @@ export class OutputStream {
 
   /** Drops the stream; bytes already written still go out, then the send side shuts down. */
   [Symbol.dispose](): void {
+    forgetRep(this);
     this.#closed = true;
     this.#dropped = true;
     this.#ctx.channel.drop(this.#handle);
@@ -606,7 +610,9 @@ export class Pollable {
   }
 
   /** Drops the pollable; it holds nothing of its own. */
-  [Symbol.dispose](): void {}
+  [Symbol.dispose](): void {
+    forgetRep(this);
+  }
 }
 
 /**
@@ -1228,6 +1234,10 @@ export function createSyncWasiSockets(options: SyncWasiSocketsOptions = {}): Syn
     close: () => channel.close(),
   };
 }
+
+// jco's optimized import bindings (`--import-bindings hybrid`) call the hot
+// wasi:io functions without its generated per-call code; see core/_cabi.ts.
+installLowerings({ InputStream, OutputStream, Pollable, IoError, poll: pollList });
 
 // jco copies every read result into guest memory at once, so the exported
 // namespaces lend read buffers.

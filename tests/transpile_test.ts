@@ -87,4 +87,24 @@ describe("scripts/transpile.ts", () => {
     assert.equal(count(js, "rsc0[$wasiTcpCopiesLists] === true ? new Uint8Array(memory0.buffer, ptr3, len3)"), 2);
     assert.equal(count(js, "= new Uint8Array(memory0.buffer.slice("), 0, "a method's list copy is left");
   });
+
+  it("transpileComponent() output takes this package's lowerings of read, write, check-write, subscribe and poll where jco offers them (--import-bindings hybrid)", {
+    timeout: BUILD_MS + 5_000,
+  }, async () => {
+    for (const mode of ["sync", "jspi"] as const) {
+      const guest = await within(buildGuest("wat_echo_client", mode), "building the guest", BUILD_MS);
+      const js = await readFile(guest.entry, "utf8");
+      // Fails when a jco update drops or renames the optimized bindings.
+      for (const fn of [
+        "InputStream.prototype.read",
+        "InputStream.prototype.subscribe",
+        "OutputStream.prototype.write",
+        "OutputStream.prototype.checkWrite",
+        "OutputStream.prototype.subscribe",
+        "poll",
+      ]) {
+        assert.ok(js.includes(`if (${fn}[symbolCabiLower]) {`), `${mode}: ${fn}`);
+      }
+    }
+  });
 });

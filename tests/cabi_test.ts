@@ -1,0 +1,205 @@
+// core/_cabi.ts: the lowerings jco's optimized import bindings call in place
+// of its generated per-call code. Each test plays jco's part by hand: handle
+// tables in jco's layout, a wasm memory and a bump realloc, then calls the
+// core function a lowering returns with the arguments the canonical ABI gives.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { CABI_LOWER, type CabiContext, installLowerings } from "../core/_cabi.ts";
+import { IoError, StreamError } from "../core/errors.ts";
+import { Pollable } from "../core/pollable.ts";
+import { InputStream, OutputStream } from "../core/streams.ts";
+import { CABI_DISPOSE, CABI_REP, T_FLAG } from "../core/_reps.ts";
+import { pair, pattern, readAll, waitUntil, withEnv, within } from "./_memory_env.ts";
+
+type Table = number[];
+// deno-lint-ignore no-explicit-any
+type Core = (...args: any[]) => any;
+
+function table(): Table {
+  return [T_FLAG, 0];
+}
+
+// What jco's own code does with an object it puts in a table: its rep is the
+// object's Symbol.for("cabiRep").
+function put(t: Table, object: object): number {
+  t.push(0);
+  t.push((object as Record<symbol, number>)[CABI_REP] | T_FLAG);
+  return (t.length >> 1) - 1;
+}
+
+function repAt(t: Table, handle: number): number {
+  return t[(handle << 1) + 1] & ~T_FLAG;
+}
+
+class Guest {
+  readonly memory = new WebAssembly.Memory({ initial: 1 });
+  #top = 4096;
+  readonly realloc = (_old: number, _size: number, align: number, size: number): number => {
+    this.#top = Math.ceil(this.#top / align) * align;
+    const at = this.#top;
+    this.#top += size;
+    return at;
+  };
+  get view(): DataView {
+    return new DataView(this.memory.buffer);
+  }
+  bytes(at: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, at, n).slice();
+  }
+  lower(fn: unknown, tables: Table[]): Core {
+    const lowering = (fn as Record<symbol, (ctx: CabiContext) => Core>)[CABI_LOWER];
+    assert.equal(typeof lowering, "function", "the function has a lowering");
+    return lowering({ memory: this.memory, realloc: this.realloc, resourceTables: tables });
+  }
+}
+
+const RET = 64;
+
+describe("core/_cabi.ts lowerings", () => {
+  it("InputStream.read()'s lowering copies what arrived into guest memory, whichever order the tables come in, and lowers closed as stream-error closed", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const errors = table();
+      const inputs = table();
+      const g = new Guest();
+      // jco numbers its tables by first use: the stream's may come first or last.
+      for (const tables of [[errors, inputs], [inputs, errors]]) {
+        const read = g.lower(InputStream.prototype.read, tables);
+        const handle = put(inputs, server.input);
+        const data = pattern(3000, 5);
+        client.output.write(data.slice());
+        await waitUntil(server.input.subscribe(), "data");
+        read(handle, 65536n, RET);
+        assert.equal(g.view.getUint8(RET), 0, "ok");
+        const ptr = g.view.getUint32(RET + 4, true);
+        const len = g.view.getUint32(RET + 8, true);
+        assert.equal(len, 3000);
+        assert.deepEqual(g.bytes(ptr, len), data);
+      }
+      client.socket.shutdown("send");
+      await waitUntil(server.input.subscribe(), "end of stream");
+      const read = g.lower(InputStream.prototype.read, [errors, inputs]);
+      read(put(inputs, server.input), 16n, RET);
+      assert.equal(g.view.getUint8(RET), 1, "err");
+      assert.equal(g.view.getUint8(RET + 4), 1, "closed");
+    });
+  });
+
+  it("OutputStream.write()'s lowering gives a stream without the copiesListArguments mark a copy, so guest memory may change at once", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const g = new Guest();
+      const outputs = table();
+      const write = g.lower(OutputStream.prototype.write, [table(), outputs]);
+      const checkWrite = g.lower(OutputStream.prototype.checkWrite, [table(), outputs]);
+      const handle = put(outputs, client.output);
+      checkWrite(handle, RET);
+      assert.equal(g.view.getUint8(RET), 0);
+      assert.equal(g.view.getBigUint64(RET + 8, true), 65536n);
+      const data = pattern(5000, 9);
+      new Uint8Array(g.memory.buffer, 8192, data.length).set(data);
+      write(handle, 8192, data.length, RET);
+      assert.equal(g.view.getUint8(RET), 0, "ok");
+      new Uint8Array(g.memory.buffer, 8192, data.length).fill(0xee);
+      client.output[Symbol.dispose]();
+      assert.deepEqual(await within(readAll(server.input), "the bytes"), data);
+    });
+  });
+
+  it("subscribe()'s lowering puts a new pollable in the other table, poll's and ready's lowerings find it, and cabiDispose drops it", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const g = new Guest();
+      const pollables = table();
+      const inputs = table();
+      const subscribe = g.lower(InputStream.prototype.subscribe, [pollables, inputs]);
+      const ready = g.lower(Pollable.prototype.ready, [pollables]);
+      const p = subscribe(put(inputs, server.input));
+      assert.equal(ready(p), 0, "nothing has arrived");
+      client.output.write(new Uint8Array([1, 2, 3]));
+      const pollable = (Pollable as unknown as Record<symbol, unknown>)[CABI_DISPOSE];
+      assert.equal(typeof pollable, "function");
+      // The pollable the lowering made is this package's, registered by rep.
+      await waitUntil(server.input.subscribe(), "data");
+      assert.equal(ready(p), 1);
+      (Pollable as unknown as Record<symbol, (rep: number) => void>)[CABI_DISPOSE](repAt(pollables, p));
+      assert.throws(() => ready(p), (e: Error) => !("payload" in e) && /Unknown pollable handle/.test(e.message));
+    });
+  });
+
+  it("a stream-error last-operation-failed lowers an error handle, and error.to-debug-string()'s lowering gives its message", () => {
+    class FailingInput {
+      read(): Uint8Array {
+        throw StreamError.failed(new IoError("The peer reset the connection", "connection-reset"));
+      }
+      subscribe(): object {
+        return {};
+      }
+    }
+    class NoOutput {
+      checkWrite(): bigint {
+        return 0n;
+      }
+      write(): void {}
+      subscribe(): object {
+        return {};
+      }
+    }
+    class NoPollable {
+      ready(): boolean {
+        return true;
+      }
+      block(): void {}
+    }
+    installLowerings({
+      InputStream: FailingInput,
+      OutputStream: NoOutput,
+      Pollable: NoPollable,
+      IoError,
+      poll: () => new Uint32Array(0),
+    });
+    const g = new Guest();
+    const errors = table();
+    const inputs = table();
+    const read = g.lower(FailingInput.prototype.read, [inputs, errors]);
+    read(put(inputs, new FailingInput()), 10n, RET);
+    assert.equal(g.view.getUint8(RET), 1, "err");
+    assert.equal(g.view.getUint8(RET + 4), 0, "last-operation-failed");
+    const error = g.view.getInt32(RET + 8, true);
+    const toDebugString = g.lower(IoError.prototype.toDebugString, [errors]);
+    toDebugString(error, RET);
+    const text = new TextDecoder().decode(g.bytes(g.view.getUint32(RET, true), g.view.getUint32(RET + 4, true)));
+    assert.equal(text, "The peer reset the connection");
+  });
+
+  it("OutputStream.write()'s lowering reaches another host's stream (preview2-shim's stdout) by the rep jco gives it, with a copy", () => {
+    const got: Uint8Array[] = [];
+    const stdout = {
+      checkWrite: () => 4096n,
+      write: (bytes: Uint8Array) => void got.push(bytes),
+      blockingWriteAndFlush: () => {},
+      flush: () => {},
+      blockingFlush: () => {},
+      subscribe: () => ({}),
+      [CABI_REP]: 7,
+    };
+    // What jco checks before it puts the stream in a table.
+    assert.ok(stdout instanceof OutputStream);
+    const g = new Guest();
+    const outputs = table();
+    const write = g.lower(OutputStream.prototype.write, [outputs, table()]);
+    outputs.push(0, 7 | T_FLAG);
+    new Uint8Array(g.memory.buffer, 8192, 2).set([104, 105]);
+    write(1, 8192, 2, RET);
+    assert.equal(g.view.getUint8(RET), 0);
+    assert.deepEqual([...got[0]], [104, 105]);
+    assert.notEqual(got[0].buffer, g.memory.buffer, "another host gets a copy");
+  });
+
+  it("a lowering traps (no payload) for a handle that holds none of this package's objects", () => {
+    const g = new Guest();
+    const read = g.lower(InputStream.prototype.read, [table(), table()]);
+    assert.throws(() => read(5, 1n, RET), (e: Error) => !("payload" in e) && /Unknown resource handle 5/.test(e.message));
+  });
+});
