@@ -6,7 +6,7 @@
 // Bun.listen/connect under Bun.
 //
 //   <runtime> scripts/_raw_echo.ts server CLIENTS
-//   <runtime> scripts/_raw_echo.ts bench PORT SIZE COUNT
+//   <runtime> scripts/_raw_echo.ts bench PORT SIZE COUNT [WARMUP]
 //
 // Prints the same JSON lines as tests/_guest_runner.ts's server and bench.
 
@@ -281,8 +281,8 @@ const [command, ...args] = process.argv.slice(2);
 if (command === "server") {
   print({ served: String(await api.serve(Number(args[0]))) });
 } else if (command === "bench") {
-  const [port, size, count] = args.map(Number);
-  await api.exchange(port, 65536, 2);
+  const [port, size, count, warmup = 65536] = args.map(Number);
+  await api.exchange(port, warmup, 2);
   let started = performance.now();
   const digest = await api.exchange(port, size, 1);
   const bytesMs = performance.now() - started;
@@ -290,5 +290,5 @@ if (command === "server") {
   for (let i = 0; i < count; i++) await api.exchange(port, 0, 1);
   print({ digest, bytesMs, connsMs: performance.now() - started });
 } else {
-  throw new Error("Usage: _raw_echo.ts server CLIENTS | bench PORT SIZE COUNT");
+  throw new Error("Usage: _raw_echo.ts server CLIENTS | bench PORT SIZE COUNT [WARMUP]");
 }

@@ -4,10 +4,11 @@
 // and next to @bytecodealliance/preview2-shim (the reference host).
 //
 //   node --import tsx scripts/bench_guests.ts [--runtimes node,deno,bun] [--modes jspi,sync,reference]
-//        [--guests js,wat] [--mib 128] [--conns 200] [--ref-mib N] [--ref-conns N] [--runs 3] [--json]
+//        [--guests js,wat] [--mib 128] [--warmup-mib 64] [--conns 200] [--ref-mib N] [--ref-conns N] [--runs 3]
+//        [--json]
 //
-// Per run: a server process and a client process; the client warms up with a
-// 64 KiB exchange, then times one exchange of --mib (its stream out, the echo
+// Per run: a server process and a client process; the client warms up with an
+// untimed exchange of --warmup-mib, then times one exchange of --mib (its stream out, the echo
 // back, hashed with SHA-256 on the host side of the guest, as the raw client
 // hashes too) and --conns empty exchanges (connect, close). The guests use
 // echo-client's `echo` (no half-close: preview2-shim has none; the client
@@ -36,6 +37,7 @@ interface Options {
   modes: GuestMode[];
   guests: Guest[];
   mib: number;
+  warmupMib: number;
   conns: number;
   refMib: number;
   refConns: number;
@@ -61,6 +63,7 @@ function parse(argv: string[]): Options {
     modes: ["jspi", "sync", "reference"],
     guests: ["js", "wat"],
     mib: 128,
+    warmupMib: 64,
     conns: 200,
     refMib: -1,
     refConns: -1,
@@ -74,6 +77,7 @@ function parse(argv: string[]): Options {
     else if (a === "--modes") o.modes = v().split(",") as GuestMode[];
     else if (a === "--guests") o.guests = v().split(",") as Guest[];
     else if (a === "--mib") o.mib = Number(v());
+    else if (a === "--warmup-mib") o.warmupMib = Number(v());
     else if (a === "--conns") o.conns = Number(v());
     else if (a === "--ref-mib") o.refMib = Number(v());
     else if (a === "--ref-conns") o.refConns = Number(v());
@@ -98,6 +102,7 @@ async function once(
   guest: Guest,
   size: number,
   conns: number,
+  warmup: number,
 ): Promise<[number, number]> {
   const kids: GuestProcess[] = [];
   const clients = String(conns + 2);
@@ -108,8 +113,19 @@ async function once(
     kids.push(server);
     const { port } = await server.next<{ port: number }>(DEADLINE_MS);
     const client = variant === "raw"
-      ? spawnGuest(runtime, ["bench", String(port), String(size), String(conns)], RAW)
-      : spawnGuest(runtime, ["bench", variant, "0", String(port), String(size), String(conns), String(DEADLINE_MS), "echo", guest]);
+      ? spawnGuest(runtime, ["bench", String(port), String(size), String(conns), String(warmup)], RAW)
+      : spawnGuest(runtime, [
+        "bench",
+        variant,
+        "0",
+        String(port),
+        String(size),
+        String(conns),
+        String(DEADLINE_MS),
+        "echo",
+        guest,
+        String(warmup),
+      ]);
     kids.push(client);
     const r = await client.next<{ digest: string; bytesMs: number; connsMs: number }>(DEADLINE_MS);
     if (r.digest !== echoStreamSha256(size, 1)) throw new Error(`${runtime} ${variant}: wrong digest`);
@@ -128,7 +144,7 @@ async function measure(o: Options, runtime: Runtime, variant: Variant, guest: Gu
   const cr: number[] = [];
   try {
     for (let run = 0; run < o.runs; run++) {
-      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns);
+      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns, Math.max(65536, o.warmupMib * 1024 * 1024));
       tp.push(a);
       cr.push(b);
       process.stderr.write(`${runtime} ${variant}${guest ? ` ${guest}` : ""} run ${run + 1}: ${a.toFixed(1)} MB/s, ${b.toFixed(0)} conn/s\n`);
@@ -184,7 +200,8 @@ if (o.json) {
     );
   }
   console.log(
-    `\n${o.mib} MiB echo and ${o.conns} connections per run (preview2-shim: ${o.refMib} MiB, ${o.refConns}), ` +
+    `\n${o.mib} MiB echo and ${o.conns} connections per run after a ${o.warmupMib} MiB warm-up ` +
+      `(preview2-shim: ${o.refMib} MiB, ${o.refConns}), ` +
       `medians of ${o.runs}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}.`,
   );
 }

@@ -5,7 +5,7 @@
 //   <runtime> tests/_guest_runner.ts server MODE IPV6 CLIENTS TIMEOUT_MS [GUEST]
 //   <runtime> tests/_guest_runner.ts client MODE IPV6 PORT SIZE SEED TIMEOUT_MS [GUEST]
 //   <runtime> tests/_guest_runner.ts conns MODE IPV6 PORT COUNT TIMEOUT_MS
-//   <runtime> tests/_guest_runner.ts bench MODE IPV6 PORT SIZE COUNT TIMEOUT_MS [exchange|echo] [GUEST]
+//   <runtime> tests/_guest_runner.ts bench MODE IPV6 PORT SIZE COUNT TIMEOUT_MS [exchange|echo] [GUEST] [WARMUP]
 //   <runtime> tests/_guest_runner.ts race MODE PORT TIMEOUT_MS
 //   <runtime> tests/_guest_runner.ts conformance MODE IPV6
 //
@@ -14,7 +14,8 @@
 // echo_client.wat, which serves one client at a time). Each prints JSON lines
 // on stdout: the server `{"port":N}` once listening, then `{"served":"N"}`;
 // the client `{"digest":"...","ms":N}`; conns `{"count":N,"ms":N}`; bench,
-// after a warm-up exchange, `{"digest":"...","bytesMs":N,"connsMs":N}` for one
+// after a warm-up exchange of WARMUP bytes (default 64 KiB),
+// `{"digest":"...","bytesMs":N,"connsMs":N}` for one
 // exchange of SIZE and COUNT empty ones (COUNT + 2 connections in all); race
 // `{"ready":[...],"ms":N}`; conformance `{"checks":[...]}`.
 
@@ -214,13 +215,13 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "bench": {
-      const [ipv6, port, size, count, timeoutMs, protocol, language] = rest;
+      const [ipv6, port, size, count, timeoutMs, protocol, language, warmup = "65536"] = rest;
       const guest = await load<EchoClient>(pairGuest(language, "echo_client", "wat_echo_client"), mode);
       // `echo` skips the half-close, which preview2-shim lacks.
       const call = protocol === "echo" ? guest.echo.bind(guest) : guest.exchange.bind(guest);
       const v6 = ipv6 === "1";
       // Starts the sync mode's worker and warms the code paths up.
-      await call(v6, Number(port), 65536n, 2, ns(timeoutMs));
+      await call(v6, Number(port), BigInt(warmup), 2, ns(timeoutMs));
       let started = performance.now();
       const digest = await call(v6, Number(port), BigInt(size), 1, ns(timeoutMs));
       const bytesMs = performance.now() - started;
