@@ -11,6 +11,7 @@
 // handle this module creates (a pollable, an error) is dropped through the
 // class's `Symbol.for("cabiDispose")`.
 
+import { copyInto } from "./_copy.ts";
 import { StreamError, trap } from "./errors.ts";
 import { CABI_REP, giveReps, newRep, objectOfRep, T_FLAG } from "./_reps.ts";
 
@@ -243,7 +244,8 @@ export function installLowerings(t: CabiTargets): void {
       }
       const n = bytes.length;
       const ptr = n === 0 ? 0 : realloc(0, 0, 1, n);
-      if (n !== 0) memory.bytes.set(bytes, ptr);
+      // A lent read result may be a view of shared memory (the sync mode's ring).
+      if (n !== 0) copyInto(memory.bytes, ptr, bytes);
       const view = memory.view;
       view.setUint8(ret, 0);
       view.setUint32(ret + 4, ptr, true);

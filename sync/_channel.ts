@@ -17,6 +17,7 @@ import {
   EVENTS,
   HANDLES,
   HEARTBEAT,
+  MAIN_WAITS,
   REQUEST,
   RESPONSE,
   STARTING,
@@ -380,7 +381,12 @@ export class Channel {
       if (Atomics.load(words, EVENTS) !== seen) return;
       const left = untilMs - performance.now();
       if (left <= 0) return;
+      // Raised before the count is checked again (inside Atomics.wait): a
+      // worker that bumps the count after this store sees the flag and
+      // notifies; one that bumped it before changed what the wait compares.
+      Atomics.store(words, MAIN_WAITS, 1);
       Atomics.wait(words, EVENTS, seen, Math.min(left, SLICE_MS));
+      Atomics.store(words, MAIN_WAITS, 0);
       this.#checkAlive();
     }
   }

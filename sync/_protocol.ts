@@ -12,6 +12,9 @@ export const HEARTBEAT = 4; // bumped by the worker's timer
 export const LENGTH = 5; // bytes of the message in the payload area
 export const HANDLES = 6; // handles given out so far, by either thread
 export const DEATH_LENGTH = 7; // bytes of the reason the worker died, in its own area
+// 1 while the main thread waits on EVENTS: the worker skips the wake-up (a
+// futex call under V8's lock) when nobody waits.
+export const MAIN_WAITS = 8;
 
 export const STARTING = 0;
 export const READY = 1;

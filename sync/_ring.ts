@@ -4,6 +4,8 @@
 // failure and, for output streams, flush and shutdown requests, so that
 // non-blocking reads, check-write and write never need a round trip.
 
+import { copyInto } from "../core/_copy.ts";
+
 /** Header words (Int32). */
 const W = 0; // bytes put, wrapping
 const R = 1; // bytes taken, wrapping
@@ -99,8 +101,8 @@ export class Ring {
     const w = Atomics.load(this.#h, W);
     const at = w & this.#mask;
     const first = Math.min(n, this.capacity - at);
-    this.#data.set(first === src.length ? src : src.subarray(0, first), at);
-    if (n > first) this.#data.set(src.subarray(first, n), 0);
+    copyInto(this.#data, at, first === src.length ? src : src.subarray(0, first));
+    if (n > first) copyInto(this.#data, 0, src.subarray(first, n));
     Atomics.store(this.#h, W, (w + n) | 0);
   }
 
@@ -119,8 +121,8 @@ export class Ring {
     const r = Atomics.load(this.#h, R);
     const at = r & this.#mask;
     const first = Math.min(n, this.capacity - at);
-    dst.set(this.#data.subarray(at, at + first), 0);
-    if (n > first) dst.set(this.#data.subarray(0, n - first), first);
+    copyInto(dst, 0, this.#data.subarray(at, at + first));
+    if (n > first) copyInto(dst, first, this.#data.subarray(0, n - first));
     Atomics.store(this.#h, R, (r + n) | 0);
     this.#wake(R, WAITS_TAKEN);
   }
