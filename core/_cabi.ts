@@ -13,7 +13,7 @@
 
 import { copyInto } from "./_copy.ts";
 import { StreamError, trap } from "./errors.ts";
-import { CABI_REP, giveReps, newRep, objectOfRep, T_FLAG } from "./_reps.ts";
+import { CABI_REP, giveReps, newRep, objectOfRep, repOfObject, T_FLAG } from "./_reps.ts";
 
 /** The property jco looks up on a host function for a lowering. */
 export const CABI_LOWER: unique symbol = Symbol.for("cabiLower");
@@ -76,10 +76,6 @@ function createOwn(table: number[], rep: number): number {
   table[free << 1] = 0;
   table[(free << 1) + 1] = rep | T_FLAG;
   return free;
-}
-
-function repFor(object: object): number {
-  return (object as Record<symbol, number>)[CABI_REP];
 }
 
 // Typed views of guest memory, made again after it grows.
@@ -183,16 +179,26 @@ class Tables {
 }
 
 // Writes a stream-error at `at` (its case byte, then the error's handle 4
-// bytes on), or rethrows what is not one.
+// bytes on), or rethrows what is not one. Like jco's own code, it takes a
+// thrown value's own `payload`, or a thrown object that is not an Error as
+// the payload itself: preview2-shim's streams throw `{ tag: "closed" }`.
 function lowerStreamError(e: unknown, memory: Memory, at: number, errors: () => number[]): void {
-  if (!(e instanceof StreamError)) throw e;
+  let payload: { tag?: unknown; val?: unknown };
+  if (e instanceof StreamError) payload = e.payload;
+  else if (typeof e === "object" && e !== null && Object.prototype.hasOwnProperty.call(e, "payload")) {
+    payload = (e as { payload: { tag?: unknown; val?: unknown } }).payload;
+  } else if (typeof e === "object" && e !== null && !(e instanceof Error)) payload = e as { tag?: unknown };
+  else throw e;
   const view = memory.view;
-  if (e.payload.tag === "closed") {
+  if (payload?.tag === "closed") {
     view.setUint8(at, 1);
     return;
   }
+  if (payload?.tag !== "last-operation-failed" || typeof payload.val !== "object" || payload.val === null) {
+    throw trap(`Not a stream-error: ${String(payload?.tag)}`);
+  }
   view.setUint8(at, 0);
-  view.setInt32(at + 4, createOwn(errors(), repFor(e.payload.val)), true);
+  view.setInt32(at + 4, createOwn(errors(), repOfObject(payload.val)), true);
 }
 
 const encoder = new TextEncoder();
@@ -236,14 +242,17 @@ export function installLowerings(t: CabiTargets): void {
       const stream = tables.find(handle) as { read(len: bigint): Uint8Array };
       let bytes: Uint8Array;
       try {
-        bytes = stream.read(len);
+        // The wasm passes the u64 as a signed i64.
+        bytes = stream.read(BigInt.asUintN(64, len));
       } catch (e) {
         lowerStreamError(e, memory, ret + 4, () => tables.other);
         memory.view.setUint8(ret, 1);
         return;
       }
       const n = bytes.length;
-      const ptr = n === 0 ? 0 : realloc(0, 0, 1, n);
+      // Called for an empty list too, as the canonical ABI does: a guest may
+      // rely on a pointer it got from its own allocator.
+      const ptr = realloc(0, 0, 1, n);
       // A lent read result may be a view of shared memory (the sync mode's ring).
       if (n !== 0) copyInto(memory.bytes, ptr, bytes);
       const view = memory.view;
@@ -259,7 +268,7 @@ export function installLowerings(t: CabiTargets): void {
       const stream = tables.find(handle) as { subscribe(): object };
       const pollable = stream.subscribe();
       if (!(pollable instanceof t.Pollable)) throw trap("Cannot subscribe to a stream of another host here");
-      return createOwn(tables.other, repFor(pollable));
+      return createOwn(tables.other, repOfObject(pollable));
     };
   };
   lower(t.InputStream.prototype.subscribe, subscribeLowering(input));
@@ -312,7 +321,7 @@ export function installLowerings(t: CabiTargets): void {
       const error = objectAt(table, handle) as { toDebugString(): string } | undefined;
       if (error === undefined) throw trap(`Unknown error handle ${handle}`);
       const bytes = encoder.encode(error.toDebugString());
-      const ptr = bytes.length === 0 ? 0 : realloc(0, 0, 1, bytes.length);
+      const ptr = realloc(0, 0, 1, bytes.length);
       if (bytes.length !== 0) memory.bytes.set(bytes, ptr);
       const view = memory.view;
       view.setUint32(ret, ptr, true);

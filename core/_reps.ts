@@ -49,13 +49,7 @@ export function giveReps(cls: { prototype: object }): void {
   if (Object.prototype.hasOwnProperty.call(cls.prototype, CABI_REP)) return;
   Object.defineProperty(cls.prototype, CABI_REP, {
     get(this: object): number {
-      let rep = repOf.get(this);
-      if (rep === undefined) {
-        rep = newRep();
-        repOf.set(this, rep);
-        byRep.set(rep, this);
-      }
-      return rep;
+      return repOfObject(this);
     },
   });
   Object.defineProperty(cls, CABI_DISPOSE, {
@@ -65,6 +59,24 @@ export function giveReps(cls: { prototype: object }): void {
       object?.[Symbol.dispose]?.();
     },
   });
+}
+
+/**
+ * The rep of any object, registering it on first asking: this package's own
+ * (as their `Symbol.for("cabiRep")` getter does) or another host's (an error
+ * of preview2-shim's stdio streams, say) that a lowering hands to the guest.
+ *
+ * @param object The object.
+ * @returns Its rep.
+ */
+export function repOfObject(object: object): number {
+  let rep = repOf.get(object);
+  if (rep === undefined) {
+    rep = newRep();
+    repOf.set(object, rep);
+    byRep.set(rep, object);
+  }
+  return rep;
 }
 
 /**

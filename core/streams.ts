@@ -306,9 +306,10 @@ class Sink implements ConnectionSink {
   }
 
   error(error: NetworkError): void {
-    const io = new IoError(error.message, error.payload);
-    this.rx.error = io;
-    this.tx.error = io;
+    // One resource per side: each side hands its error to the guest once, as
+    // a handle of its own, which the guest drops on its own.
+    this.rx.error = new IoError(error.message, error.payload);
+    this.tx.error = new IoError(error.message, error.payload);
     this.rx.notifier.notify();
     this.tx.notifier.notify();
   }

@@ -133,13 +133,16 @@ export function lendLists(js: string): string {
   for (let i = 0; i < starts.length; i++) {
     const part = js.slice(starts[i], starts[i + 1] ?? js.length);
     const resource = part.indexOf("var rsc0 = ");
-    if (resource < 0) {
+    // An async trampoline (a JSPI import) awaits before it calls the host,
+    // and guest memory may grow meanwhile: it keeps jco's copy.
+    if (resource < 0 || /^\n(?:const _trampoline\d+ = async |async )/.test(part)) {
       parts.push(part);
       continue;
     }
     parts.push(part.slice(0, resource) + part.slice(resource).replace(LIST_COPY, (_all, result, memory, ptr, len) => {
       patched++;
-      // A view is only read during the call: guest memory cannot grow then.
+      // The callee reads a view only during the call, which is synchronous:
+      // guest memory cannot grow meanwhile.
       return `var ${result} = rsc0[$wasiTcpCopiesLists] === true ? new Uint8Array(${memory}.buffer, ${ptr}, ${len}) : ` +
         `new Uint8Array(${memory}.buffer.slice(${ptr}, ${ptr} + ${len} * 1));`;
     }));

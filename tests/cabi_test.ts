@@ -202,4 +202,70 @@ describe("core/_cabi.ts lowerings", () => {
     const read = g.lower(InputStream.prototype.read, [table(), table()]);
     assert.throws(() => read(5, 1n, RET), (e: Error) => !("payload" in e) && /Unknown resource handle 5/.test(e.message));
   });
+
+  it("InputStream.read()'s lowering takes the length as the u64 the wasm passes as a signed i64, and asks realloc even for an empty list", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const g = new Guest();
+      const inputs = table();
+      let asked: number[] = [];
+      const realloc = (old: number, size: number, align: number, n: number): number => {
+        asked.push(n);
+        return g.realloc(old, size, align, n);
+      };
+      const lowering = (InputStream.prototype.read as unknown as Record<symbol, (ctx: CabiContext) => Core>)[CABI_LOWER];
+      const read = lowering({ memory: g.memory, realloc, resourceTables: [table(), inputs] });
+      const handle = put(inputs, server.input);
+      read(handle, 16n, RET);
+      assert.equal(g.view.getUint8(RET), 0);
+      assert.equal(g.view.getUint32(RET + 8, true), 0, "nothing yet");
+      assert.deepEqual(asked, [0], "realloc is asked for the empty list");
+      assert.notEqual(g.view.getUint32(RET + 4, true), 0, "the pointer realloc gave");
+      client.output.write(new Uint8Array([7, 8, 9]));
+      await waitUntil(server.input.subscribe(), "data");
+      asked = [];
+      // u64::MAX, as a wasm i64.
+      read(handle, -1n, RET);
+      assert.equal(g.view.getUint8(RET), 0, "ok, not a trap");
+      assert.deepEqual(asked, [3]);
+      assert.deepEqual([...g.bytes(g.view.getUint32(RET + 4, true), 3)], [7, 8, 9]);
+    });
+  });
+
+  it("a stream of another host that throws preview2-shim's plain stream-errors gets them lowered, its error's debug string included", () => {
+    let disposed = 0;
+    const failure = { toDebugString: () => "stdin is gone", [Symbol.dispose]: () => void disposed++ };
+    let thrown: unknown = { tag: "closed" };
+    const stdin = {
+      read: () => {
+        throw thrown;
+      },
+      blockingRead: () => new Uint8Array(0),
+      skip: () => 0n,
+      blockingSkip: () => 0n,
+      subscribe: () => ({}),
+      [CABI_REP]: 11,
+    };
+    assert.ok(stdin instanceof InputStream);
+    const g = new Guest();
+    const inputs = table();
+    const errors = table();
+    inputs.push(0, 11 | T_FLAG);
+    const read = g.lower(InputStream.prototype.read, [errors, inputs]);
+    read(1, 10n, RET);
+    assert.equal(g.view.getUint8(RET), 1, "err");
+    assert.equal(g.view.getUint8(RET + 4), 1, "closed");
+    thrown = { tag: "last-operation-failed", val: failure };
+    read(1, 10n, RET);
+    assert.equal(g.view.getUint8(RET + 4), 0, "last-operation-failed");
+    const error = g.view.getInt32(RET + 8, true);
+    const toDebugString = g.lower(IoError.prototype.toDebugString, [errors]);
+    toDebugString(error, RET);
+    const text = new TextDecoder().decode(g.bytes(g.view.getUint32(RET, true), g.view.getUint32(RET + 4, true)));
+    assert.equal(text, "stdin is gone");
+    (IoError as unknown as Record<symbol, (rep: number) => void>)[CABI_DISPOSE](repAt(errors, error));
+    assert.equal(disposed, 1, "dropping the handle disposes the other host's error");
+    thrown = new Error("a bug, not a stream-error");
+    assert.throws(() => read(1, 10n, RET), /a bug/);
+  });
 });

@@ -20,6 +20,7 @@ import {
   outcomeAsync,
   pair,
   pattern,
+  portOf,
   readAll,
   waitUntil,
   withEnv,
@@ -35,9 +36,37 @@ async function buffered(input: InputStream, what: string): Promise<void> {
   await waitUntil(input.subscribe(), what);
 }
 
+function caught(fn: () => unknown): StreamError | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof StreamError) return e;
+    throw e;
+  }
+  return undefined;
+}
+
 function assertStreamError(fn: () => unknown, tag: "closed" | "last-operation-failed", message?: string): void {
   assert.equal(outcome(fn), tag, message);
 }
+
+describe("stream errors", () => {
+  it("a connection error gives the input and the output an IoError each, since the guest drops each handle on its own", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      env.net.reset(portOf(server.socket));
+      await waitUntil(client.input.subscribe(), "the reset");
+      const fromRead = caught(() => client.input.read(10n));
+      const fromCheck = caught(() => client.output.checkWrite());
+      assert.equal(fromRead?.payload.tag, "last-operation-failed");
+      assert.equal(fromCheck?.payload.tag, "last-operation-failed");
+      const a = (fromRead!.payload as { val: IoError }).val;
+      const b = (fromCheck!.payload as { val: IoError }).val;
+      assert.notEqual(a, b);
+      assert.equal(a.toDebugString(), b.toDebugString());
+    });
+  });
+});
 
 describe("OutputStream writes", () => {
   it("OutputStream carries no copiesListArguments mark on a backend without writeBorrowed, since it keeps the array it is given", async () => {

@@ -64,6 +64,9 @@ describe("scripts/transpile.ts", () => {
     assert.deepEqual([...lent], [2, 3, 4]);
     assert.deepEqual([...copied], [2, 3, 4]);
     assert.equal(lendLists(free), free, "nothing to lend: unchanged");
+    // A JSPI import's trampoline awaits before the call: guest memory may grow meanwhile.
+    const suspending = method.replace("const _trampoline7 = function", "const _trampoline7 = async function");
+    assert.equal(lendLists(suspending), suspending, "an async trampoline keeps jco's copy");
   });
 
   it("transpileComponent() output reads JCO_DEBUG only at load, with the jco this package tests against", {
