@@ -326,15 +326,19 @@ export async function serve(setup: WorkerSetup): Promise<void> {
     return handle;
   };
 
-  // News for the main thread goes out once per turn of the event loop: the
-  // OS hands over a burst of reads (64 KiB each on node:net) in one turn,
-  // and waking the main thread once for all of them, not once each, spares
-  // both threads a sleep and a wake-up per chunk.
+  const wake = (): void => {
+    Atomics.add(words, EVENTS, 1);
+    if (Atomics.load(words, MAIN_WAITS) !== 0) Atomics.notify(words, EVENTS);
+  };
+  // A stream's news goes out once per turn of the event loop: the OS hands
+  // over a burst of reads (64 KiB each on node:net) in one turn, and waking
+  // the main thread once for all of them, not once each, spares both threads
+  // a sleep and a wake-up per chunk. A socket's readiness (a connect or an
+  // accept the main thread waits for) goes out at once.
   let eventsDue = false;
   const sendEvents = (): void => {
     eventsDue = false;
-    Atomics.add(words, EVENTS, 1);
-    if (Atomics.load(words, MAIN_WAITS) !== 0) Atomics.notify(words, EVENTS);
+    wake();
   };
   const events = (): void => {
     if (eventsDue) return;
@@ -461,7 +465,7 @@ export async function serve(setup: WorkerSetup): Promise<void> {
       // readiness (accept); the main thread then asks again anyway.
       if (pollable.ready()) control.fire(h);
       else armed(h, pollable);
-      events();
+      wake();
     });
   };
 
