@@ -56,6 +56,12 @@ class Guest {
 
 const RET = 64;
 
+// What error.to-debug-string's lowering gives for an error handle.
+function debugString(g: Guest, errors: Table, handle: number): string {
+  g.lower(IoError.prototype.toDebugString, [errors])(handle, RET);
+  return new TextDecoder().decode(g.bytes(g.view.getUint32(RET, true), g.view.getUint32(RET + 4, true)));
+}
+
 describe("core/_cabi.ts lowerings", () => {
   it("InputStream.read()'s lowering copies what arrived into guest memory, whichever order the tables come in, and lowers closed as stream-error closed", async () => {
     await withEnv({}, async (env) => {
@@ -166,11 +172,7 @@ describe("core/_cabi.ts lowerings", () => {
     read(put(inputs, new FailingInput()), 10n, RET);
     assert.equal(g.view.getUint8(RET), 1, "err");
     assert.equal(g.view.getUint8(RET + 4), 0, "last-operation-failed");
-    const error = g.view.getInt32(RET + 8, true);
-    const toDebugString = g.lower(IoError.prototype.toDebugString, [errors]);
-    toDebugString(error, RET);
-    const text = new TextDecoder().decode(g.bytes(g.view.getUint32(RET, true), g.view.getUint32(RET + 4, true)));
-    assert.equal(text, "The peer reset the connection");
+    assert.equal(debugString(g, errors, g.view.getInt32(RET + 8, true)), "The peer reset the connection");
   });
 
   it("OutputStream.write()'s lowering reaches another host's stream (preview2-shim's stdout) by the rep jco gives it, with a copy", () => {
@@ -259,10 +261,7 @@ describe("core/_cabi.ts lowerings", () => {
     read(1, 10n, RET);
     assert.equal(g.view.getUint8(RET + 4), 0, "last-operation-failed");
     const error = g.view.getInt32(RET + 8, true);
-    const toDebugString = g.lower(IoError.prototype.toDebugString, [errors]);
-    toDebugString(error, RET);
-    const text = new TextDecoder().decode(g.bytes(g.view.getUint32(RET, true), g.view.getUint32(RET + 4, true)));
-    assert.equal(text, "stdin is gone");
+    assert.equal(debugString(g, errors, error), "stdin is gone");
     (IoError as unknown as Record<symbol, (rep: number) => void>)[CABI_DISPOSE](repAt(errors, error));
     assert.equal(disposed, 1, "dropping the handle disposes the other host's error");
     thrown = new Error("a bug, not a stream-error");
