@@ -110,9 +110,11 @@ class Memory {
   }
 }
 
-/** The classes and functions of one entry that get lowerings. */
-// Only the registry's objects come back from a rep, all of this package's
-// own classes; `instanceof` tells their kinds apart.
+/**
+ * The classes and functions of one entry that get lowerings. Only the
+ * registry's objects, of this package's own classes, come back from a rep;
+ * `instanceof` tells their kinds apart.
+ */
 export interface CabiTargets {
   /** `wasi:io/streams.input-stream`. */
   // deno-lint-ignore no-explicit-any
@@ -202,6 +204,7 @@ function lowerStreamError(e: unknown, memory: Memory, at: number, errors: () => 
 }
 
 const encoder = new TextEncoder();
+// streams.ts's COPIES_LIST_ARGUMENTS, a registered symbol: no import cycle.
 const COPIES_LIST_ARGUMENTS = Symbol.for("wasi-tcp.copiesListArguments");
 // JSPI's wrapper for an import that may return a promise (Deno, Bun; not Node 20).
 const Suspending = (globalThis as { WebAssembly?: { Suspending?: new (f: (...args: never[]) => unknown) => object } })
