@@ -119,12 +119,19 @@ export interface CabiTargets {
   /** `wasi:io/streams.input-stream`. */
   // deno-lint-ignore no-explicit-any
   InputStream: (abstract new (...args: any[]) => object) & {
-    prototype: { read(len: bigint): Uint8Array; subscribe(): object };
+    prototype: { read(len: bigint): Uint8Array; blockingRead?(len: bigint): unknown; subscribe(): object };
   };
   /** `wasi:io/streams.output-stream`. */
   // deno-lint-ignore no-explicit-any
   OutputStream: (abstract new (...args: any[]) => object) & {
-    prototype: { checkWrite(): bigint; write(contents: Uint8Array): void; subscribe(): object };
+    prototype: {
+      checkWrite(): bigint;
+      write(contents: Uint8Array): void;
+      blockingWriteAndFlush?(contents: Uint8Array): unknown;
+      flush?(): void;
+      blockingFlush?(): unknown;
+      subscribe(): object;
+    };
   };
   /** `wasi:io/poll.pollable`. */
   // deno-lint-ignore no-explicit-any
@@ -231,8 +238,8 @@ export function installLowerings(t: CabiTargets): void {
   };
 
   // Idempotent: both entries share the error class.
-  const lower = (target: object, lowering: Lowering): void => {
-    if (!Object.prototype.hasOwnProperty.call(target, CABI_LOWER)) {
+  const lower = (target: object | undefined, lowering: Lowering): void => {
+    if (typeof target === "function" && !Object.prototype.hasOwnProperty.call(target, CABI_LOWER)) {
       Object.defineProperty(target, CABI_LOWER, { value: lowering });
     }
   };
@@ -315,6 +322,75 @@ export function installLowerings(t: CabiTargets): void {
       memory.view.setUint8(ret, 0);
     };
   });
+
+  // The blocking calls and flush: `call` may answer with a promise (the
+  // asynchronous entry), which then suspends the component. `done` writes
+  // the ok case; a stream-error goes 4 bytes on from `ret`.
+  const blocking = (
+    owns: typeof input,
+    call: (stream: never, memory: Memory, args: number[], len: bigint) => unknown,
+    done: (value: unknown, ret: number, memory: Memory, realloc: CabiContext["realloc"]) => void,
+    suspends: boolean,
+  ): Lowering =>
+  (ctx) => {
+    const memory = new Memory(ctx.memory);
+    const tables = new Tables(ctx, owns);
+    const fail = (e: unknown, ret: number): void => {
+      lowerStreamError(e, memory, ret + 4, () => tables.other);
+      memory.view.setUint8(ret, 1);
+    };
+    const settle = (value: unknown, ret: number): void => {
+      done(value, ret, memory, ctx.realloc);
+      memory.view.setUint8(ret, 0);
+    };
+    // (handle, ret), (handle, len, ret) or (handle, ptr, len, ret).
+    const lowered = (handle: number, ...rest: (number | bigint)[]): unknown => {
+      const ret = rest[rest.length - 1] as number;
+      const stream = tables.find(handle) as never;
+      let result: unknown;
+      try {
+        result = call(stream, memory, rest.slice(0, -1) as number[], typeof rest[0] === "bigint" ? rest[0] : 0n);
+      } catch (e) {
+        fail(e, ret);
+        return undefined;
+      }
+      if (result instanceof Promise) return result.then((v) => settle(v, ret), (e) => fail(e, ret));
+      settle(result, ret);
+      return undefined;
+    };
+    return suspends && asyncEntry ? new Suspending!(lowered) : lowered;
+  };
+  const nothing = (): void => {};
+  const list = (value: unknown, ret: number, memory: Memory, realloc: CabiContext["realloc"]): void => {
+    const bytes = value as Uint8Array;
+    const ptr = realloc!(0, 0, 1, bytes.length);
+    if (bytes.length !== 0) copyInto(memory.bytes, ptr, bytes);
+    memory.view.setUint32(ret + 4, ptr, true);
+    memory.view.setUint32(ret + 8, bytes.length, true);
+  };
+  // Only a stream that copies may read guest memory after the call returns.
+  const contents = (stream: Record<symbol, unknown>, memory: Memory, ptr: number, len: number): Uint8Array => {
+    const view = new Uint8Array(memory.bytes.buffer, ptr, len);
+    return stream[COPIES_LIST_ARGUMENTS] === true ? view : view.slice();
+  };
+  if (lowerWaits) {
+    lower(
+      t.InputStream.prototype.blockingRead,
+      blocking(input, (s: { blockingRead(n: bigint): unknown }, _m, _a, len) => s.blockingRead(BigInt.asUintN(64, len)), list, true),
+    );
+    lower(
+      t.OutputStream.prototype.blockingWriteAndFlush,
+      blocking(
+        output,
+        (s: { blockingWriteAndFlush(c: Uint8Array): unknown } & Record<symbol, unknown>, m, [ptr, len]) =>
+          s.blockingWriteAndFlush(contents(s, m, ptr, len)),
+        nothing,
+        true,
+      ),
+    );
+    lower(t.OutputStream.prototype.blockingFlush, blocking(output, (s: { blockingFlush(): unknown }) => s.blockingFlush(), nothing, true));
+  }
+  lower(t.OutputStream.prototype.flush, blocking(output, (s: { flush(): unknown }) => s.flush(), nothing, false));
 
   lower(t.IoError.prototype.toDebugString, (ctx) => {
     const memory = new Memory(ctx.memory);

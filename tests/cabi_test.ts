@@ -267,4 +267,68 @@ describe("core/_cabi.ts lowerings", () => {
     thrown = new Error("a bug, not a stream-error");
     assert.throws(() => read(1, 10n, RET), /a bug/);
   });
+
+  it("blocking-read, blocking-write-and-flush, flush and blocking-flush get lowerings: bytes in and out, a copy for a stream without the mark, stream-errors", () => {
+    const sent: Uint8Array[] = [];
+    let closed = false;
+    class SlowInput {
+      read(): Uint8Array {
+        return new Uint8Array(0);
+      }
+      blockingRead(len: bigint): Uint8Array {
+        return new Uint8Array([1, 2, 3, 4, 5]).subarray(0, Number(len));
+      }
+      subscribe(): object {
+        return {};
+      }
+    }
+    class Sink {
+      checkWrite(): bigint {
+        return 4096n;
+      }
+      write(): void {}
+      blockingWriteAndFlush(bytes: Uint8Array): void {
+        sent.push(bytes);
+      }
+      flush(): void {
+        if (closed) throw StreamError.closed();
+      }
+      blockingFlush(): void {}
+      subscribe(): object {
+        return {};
+      }
+    }
+    class NoPollable {
+      ready(): boolean {
+        return true;
+      }
+      block(): void {}
+    }
+    installLowerings({ InputStream: SlowInput, OutputStream: Sink, Pollable: NoPollable, IoError, poll: () => new Uint32Array(0) });
+    const g = new Guest();
+    const inputs = table();
+    const outputs = table();
+    const blockingRead = g.lower(SlowInput.prototype.blockingRead, [table(), inputs]);
+    // u64::MAX as the wasm passes it.
+    blockingRead(put(inputs, new SlowInput()), -1n, RET);
+    assert.equal(g.view.getUint8(RET), 0);
+    assert.deepEqual([...g.bytes(g.view.getUint32(RET + 4, true), g.view.getUint32(RET + 8, true))], [1, 2, 3, 4, 5]);
+    const sink = put(outputs, new Sink());
+    const blockingWrite = g.lower(Sink.prototype.blockingWriteAndFlush, [outputs, table()]);
+    new Uint8Array(g.memory.buffer, 8192, 3).set([9, 8, 7]);
+    blockingWrite(sink, 8192, 3, RET);
+    assert.equal(g.view.getUint8(RET), 0);
+    assert.deepEqual([...sent[0]], [9, 8, 7]);
+    assert.notEqual(sent[0].buffer, g.memory.buffer, "a stream without the mark gets a copy");
+    const flush = g.lower(Sink.prototype.flush, [outputs, table()]);
+    flush(sink, RET);
+    assert.equal(g.view.getUint8(RET), 0);
+    closed = true;
+    flush(sink, RET);
+    assert.equal(g.view.getUint8(RET), 1, "err");
+    assert.equal(g.view.getUint8(RET + 4), 1, "closed");
+    const blockingFlush = g.lower(Sink.prototype.blockingFlush, [outputs, table()]);
+    blockingFlush(sink, RET);
+    assert.equal(g.view.getUint8(RET), 0);
+  });
 });
