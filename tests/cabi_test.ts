@@ -56,6 +56,14 @@ class Guest {
 
 const RET = 64;
 
+// The pollable class of the tests that install lowerings on classes of their own.
+class NoPollable {
+  ready(): boolean {
+    return true;
+  }
+  block(): void {}
+}
+
 // What error.to-debug-string's lowering gives for an error handle.
 function debugString(g: Guest, errors: Table, handle: number): string {
   g.lower(IoError.prototype.toDebugString, [errors])(handle, RET);
@@ -151,12 +159,6 @@ describe("core/_cabi.ts lowerings", () => {
       subscribe(): object {
         return {};
       }
-    }
-    class NoPollable {
-      ready(): boolean {
-        return true;
-      }
-      block(): void {}
     }
     installLowerings({
       InputStream: FailingInput,
@@ -297,12 +299,6 @@ describe("core/_cabi.ts lowerings", () => {
       subscribe(): object {
         return {};
       }
-    }
-    class NoPollable {
-      ready(): boolean {
-        return true;
-      }
-      block(): void {}
     }
     installLowerings({ InputStream: SlowInput, OutputStream: Sink, Pollable: NoPollable, IoError, poll: () => new Uint32Array(0) });
     const g = new Guest();
