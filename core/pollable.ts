@@ -262,19 +262,23 @@ function waitChange(sources: readonly PollSource[]): Promise<void> {
   });
 }
 
+// The answer for pollables that are ready: at once, or after a turn of the
+// event loop when one is due.
+function answer(list: readonly Pollable[], ready: Uint32Array): Uint32Array | Promise<Uint32Array> {
+  let working = false;
+  for (let i = 0; i < ready.length && !working; i++) {
+    working = sourceOf(list[ready[i]]).notifier !== undefined;
+  }
+  const y = yieldToEventLoop(working);
+  return y === undefined ? ready : y.then(() => ready);
+}
+
+// Waits for pollables none of which was ready.
 async function waitReady(list: readonly Pollable[]): Promise<Uint32Array> {
   for (;;) {
-    const ready = readyIndices(list);
-    if (ready) {
-      let working = false;
-      for (let i = 0; i < ready.length && !working; i++) {
-        working = sourceOf(list[ready[i]]).notifier !== undefined;
-      }
-      const y = yieldToEventLoop(working);
-      if (y) await y;
-      return ready;
-    }
     await waitChange(list.map(sourceOf));
+    const ready = readyIndices(list);
+    if (ready) return answer(list, ready);
   }
 }
 
@@ -296,15 +300,11 @@ export function poll(pollables: Pollable[]): Promise<Uint32Array> {
   if (!Array.isArray(pollables)) {
     return Promise.reject(new TypeError("Expected a list of pollables"));
   }
-  if (pollables.length === 0) {
-    return Promise.reject(trap("Cannot poll an empty list of pollables"));
+  try {
+    return Promise.resolve(pollNow(pollables));
+  } catch (e) {
+    return Promise.reject(e);
   }
-  for (const p of pollables) {
-    if (!(p instanceof Pollable)) {
-      return Promise.reject(new TypeError("Expected every entry to be a Pollable"));
-    }
-  }
-  return waitReady(pollables);
 }
 
 /**
@@ -329,13 +329,7 @@ export function pollNow(pollables: Pollable[]): Uint32Array | Promise<Uint32Arra
     if (!(p instanceof Pollable)) throw new TypeError("Expected every entry to be a Pollable");
   }
   const ready = readyIndices(pollables);
-  if (ready === undefined) return waitReady(pollables);
-  let working = false;
-  for (let i = 0; i < ready.length && !working; i++) {
-    working = sourceOf(pollables[ready[i]]).notifier !== undefined;
-  }
-  const y = yieldToEventLoop(working);
-  return y === undefined ? ready : y.then(() => ready);
+  return ready === undefined ? waitReady(pollables) : answer(pollables, ready);
 }
 
 /**
