@@ -139,6 +139,12 @@ export interface CabiTargets {
   /** `wasi:io/error.error`. */
   // deno-lint-ignore no-explicit-any
   IoError: (abstract new (...args: any[]) => object) & { prototype: { toDebugString(): string } };
+  /**
+   * `wasi:sockets/tcp.tcp-socket`, for its `subscribe`: a server polls its
+   * listener next to its connections on every turn of its loop.
+   */
+  // deno-lint-ignore no-explicit-any
+  TcpSocket?: (abstract new (...args: any[]) => object) & { prototype: { subscribe(): object } };
   /** `wasi:io/poll.poll`. */
   poll: (pollables: never[]) => unknown;
   /**
@@ -223,7 +229,7 @@ const Suspending = (globalThis as { WebAssembly?: { Suspending?: new (f: (...arg
  * @param t The entry's classes and functions.
  */
 export function installLowerings(t: CabiTargets): void {
-  for (const cls of [t.InputStream, t.OutputStream, t.Pollable, t.IoError]) giveReps(cls);
+  for (const cls of [t.InputStream, t.OutputStream, t.Pollable, t.IoError, t.TcpSocket]) if (cls) giveReps(cls);
   const asyncEntry = t.pollNow !== undefined;
   // Without JSPI the asynchronous entry's poll and block cannot be lowered.
   const lowerWaits = !asyncEntry || Suspending !== undefined;
@@ -275,14 +281,24 @@ export function installLowerings(t: CabiTargets): void {
   const subscribeLowering = (owns: typeof input): Lowering => (ctx) => {
     const tables = new Tables(ctx, owns);
     return function subscribe(handle: number): number {
-      const stream = tables.find(handle) as { subscribe(): object };
-      const pollable = stream.subscribe();
+      const resource = tables.find(handle) as { subscribe(): object };
+      const pollable = resource.subscribe();
       if (!(pollable instanceof t.Pollable)) throw trap("Cannot subscribe to a stream of another host here");
       return createOwn(tables.other, repOfObject(pollable));
     };
   };
   lower(t.InputStream.prototype.subscribe, subscribeLowering(input));
   lower(t.OutputStream.prototype.subscribe, subscribeLowering(output));
+  const TcpSocket = t.TcpSocket;
+  if (TcpSocket !== undefined) {
+    lower(
+      TcpSocket.prototype.subscribe,
+      subscribeLowering((table, handle) => {
+        const value = objectAt(table, handle);
+        return value instanceof TcpSocket ? value : undefined;
+      }),
+    );
+  }
 
   lower(t.OutputStream.prototype.checkWrite, (ctx) => {
     const memory = new Memory(ctx.memory);

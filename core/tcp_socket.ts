@@ -16,6 +16,7 @@ import type {
   TcpOptions,
 } from "./backend.ts";
 import { NetworkError } from "./errors.ts";
+import { forgetRep } from "./_reps.ts";
 import {
   checkIpSocketAddress,
   fromHostAddress,
@@ -894,6 +895,7 @@ export class TcpSocket {
   [Symbol.dispose](): void {
     if (this.#dropped) return;
     this.#dropped = true;
+    forgetRep(this);
     const s = this.#state;
     switch (s.tag) {
       case "bind-in-progress":

@@ -262,7 +262,7 @@ export interface WasiSockets {
 
 // jco's optimized import bindings (`--import-bindings hybrid`) call the hot
 // wasi:io functions without its generated per-call code; see core/_cabi.ts.
-installLowerings({ InputStream, OutputStream, Pollable, IoError, poll, pollNow });
+installLowerings({ InputStream, OutputStream, Pollable, IoError, TcpSocket, poll, pollNow });
 
 /**
  * Binds the WASI TCP namespaces to a backend and a host policy.

@@ -1070,6 +1070,7 @@ export class TcpSocket {
    * next waits.
    */
   [Symbol.dispose](): void {
+    forgetRep(this);
     this.#ctx.channel.drop(this.#handle);
   }
 }
@@ -1237,7 +1238,7 @@ export function createSyncWasiSockets(options: SyncWasiSocketsOptions = {}): Syn
 
 // jco's optimized import bindings (`--import-bindings hybrid`) call the hot
 // wasi:io functions without its generated per-call code; see core/_cabi.ts.
-installLowerings({ InputStream, OutputStream, Pollable, IoError, poll: pollList });
+installLowerings({ InputStream, OutputStream, Pollable, IoError, TcpSocket, poll: pollList });
 
 // jco copies every read result into guest memory at once, so the exported
 // namespaces lend read buffers.

@@ -9,8 +9,9 @@ import { CABI_LOWER, type CabiContext, installLowerings } from "../core/_cabi.ts
 import { IoError, StreamError } from "../core/errors.ts";
 import { Pollable } from "../core/pollable.ts";
 import { InputStream, OutputStream } from "../core/streams.ts";
+import { TcpSocket } from "../core/tcp_socket.ts";
 import { CABI_DISPOSE, CABI_REP, T_FLAG } from "../core/_reps.ts";
-import { pair, pattern, readAll, waitUntil, withEnv, within } from "./_memory_env.ts";
+import { connected, listening, pair, pattern, portOf, readAll, waitUntil, withEnv, within } from "./_memory_env.ts";
 
 type Table = number[];
 // deno-lint-ignore no-explicit-any
@@ -139,6 +140,35 @@ describe("core/_cabi.ts lowerings", () => {
       assert.equal(ready(p), 1);
       (Pollable as unknown as Record<symbol, (rep: number) => void>)[CABI_DISPOSE](repAt(pollables, p));
       assert.throws(() => ready(p), (e: Error) => !("payload" in e) && /Unknown pollable handle/.test(e.message));
+    });
+  });
+
+  it("TcpSocket.subscribe()'s lowering gives a listener's pollable, ready once a connection waits, whichever order the tables come in, and a dropped socket leaves the registry", async () => {
+    await withEnv({}, async (env) => {
+      for (const order of ["pollables first", "sockets first"]) {
+        const listener = await listening(env);
+        const g = new Guest();
+        const pollables = table();
+        const sockets = table();
+        const subscribe = g.lower(
+          TcpSocket.prototype.subscribe,
+          order === "pollables first" ? [pollables, sockets] : [sockets, pollables],
+        );
+        const ready = g.lower(Pollable.prototype.ready, [pollables]);
+        // A pollable handle first, so that a lowering that took the wrong
+        // table would find an object there.
+        put(pollables, listener.subscribe());
+        const handle = put(sockets, listener);
+        const p = subscribe(handle);
+        assert.equal(repAt(sockets, handle), (listener as unknown as Record<symbol, number>)[CABI_REP]);
+        assert.equal(ready(p), 0, `${order}: no connection waits`);
+        await connected(env, { tag: "ipv4", val: { port: portOf(listener), address: [127, 0, 0, 1] } });
+        await waitUntil(listener.subscribe(), "a connection");
+        assert.equal(ready(p), 1, `${order}: a connection waits`);
+        (Pollable as unknown as Record<symbol, (rep: number) => void>)[CABI_DISPOSE](repAt(pollables, p));
+        listener[Symbol.dispose]();
+        assert.throws(() => subscribe(handle), (e: Error) => !("payload" in e) && /Unknown resource handle/.test(e.message));
+      }
     });
   });
 

@@ -91,7 +91,7 @@ describe("scripts/transpile.ts", () => {
     assert.equal(count(js, "= new Uint8Array(memory0.buffer.slice("), 0, "a method's list copy is left");
   });
 
-  it("transpileComponent() output takes this package's lowerings of read, write, check-write, subscribe and poll where jco offers them (--import-bindings hybrid)", {
+  it("transpileComponent() output takes this package's lowerings of read, write, check-write, the streams' and sockets' subscribe and poll where jco offers them (--import-bindings hybrid)", {
     timeout: BUILD_MS + 5_000,
   }, async () => {
     for (const mode of ["sync", "jspi"] as const) {
@@ -104,6 +104,7 @@ describe("scripts/transpile.ts", () => {
         "OutputStream.prototype.write",
         "OutputStream.prototype.checkWrite",
         "OutputStream.prototype.subscribe",
+        "TcpSocket.prototype.subscribe",
         "poll",
       ]) {
         assert.ok(js.includes(`if (${fn}[symbolCabiLower]) {`), `${mode}: ${fn}`);
