@@ -14,9 +14,11 @@ describe("Control", () => {
     assert.deepEqual(control.read(), message);
   });
 
-  it("Control.read() returns a message without u64 values unchanged, text that looks like the bigint marker included", () => {
+  it("Control.read() returns a message without u64 values unchanged, a string that is the bigint marker included", () => {
     const control = new Control();
-    const message = { op: "call", h: 4, a: ["startBind", { tag: "ipv4", val: { port: 0, address: [127, 0, 0, 1] } }], m: '"$n"' };
+    // `"$n"` in the JSON text sends the message through the reviver, which
+    // must leave a string alone.
+    const message = { op: "call", h: 4, a: ["startBind", { tag: "ipv4", val: { port: 0, address: [127, 0, 0, 1] } }], m: "$n" };
     control.write(message);
     assert.deepEqual(control.read(), message);
     control.write({ v: [1, 2], r: 0, f: 5 });
