@@ -654,6 +654,42 @@ export function backendSuite(
     }
   });
 
+  it(`${label}.writeBorrowed() keeps the order of writes from 1 byte to over 1 MiB, whatever it queues them in`, {
+    skip: noWriteBorrowed,
+  }, async () => {
+    const backend = create();
+    const server = await Server.open(backend);
+    let client: BackendConnection | undefined;
+    try {
+      client = await connect(backend, "127.0.0.1", server.port);
+      const writeBorrowed = client.writeBorrowed!.bind(client);
+      const accepted = await server.next();
+      const atServer = new Recorder();
+      client.start(new Recorder());
+      // Sizes around the backends' buffer sizes, repeated while the server
+      // does not read, so that writes land behind pending ones.
+      const sizes = [1, 100, 65535, 65537, 3, 1048576 + 3, 65536, 7, 2 * 1048576 + 1, 1];
+      const size = 4 * sizes.reduce((a, b) => a + b);
+      const data = pattern(size);
+      const scratch = new Uint8Array(2 * 1048576 + 1);
+      for (let offset = 0, i = 0; offset < size; i++) {
+        const n = sizes[i % sizes.length];
+        scratch.set(data.subarray(offset, offset + n));
+        writeBorrowed(scratch.subarray(0, n));
+        scratch.fill(0xee);
+        offset += n;
+      }
+      client.shutdown("send");
+      accepted.start(atServer);
+      await atServer.until(() => atServer.ended, "server sees end", 30_000);
+      assert.equal(atServer.bytesAtEnd, size);
+      assertPattern(atServer.chunks, size);
+    } finally {
+      client?.close();
+      server.close();
+    }
+  });
+
   it(`${label}.pause() stops reading so that the peer's writes back up`, async () => {
     const backend = create();
     const server = await Server.open(backend);

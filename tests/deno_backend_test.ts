@@ -99,7 +99,6 @@ describe("runtimes/deno.ts", { skip: typeof Deno === "undefined" ? "needs Deno" 
   backendSuite({
     label: "createDenoBackend()",
     create: createDenoBackend,
-    noWriteBorrowed: "Deno's conn.write keeps its buffer until the write settles",
     noIpv6Only: 'Deno.listen on "::" is always dual-stack',
   });
 
