@@ -335,6 +335,12 @@ export async function serve(setup: WorkerSetup): Promise<void> {
   // the main thread once for all of them, not once each, spares both threads
   // a sleep and a wake-up per chunk. A socket's readiness (a connect or an
   // accept the main thread waits for) goes out at once.
+  // Deno settles every op that completed in one call, so the microtasks that
+  // follow it already come after the whole burst; its setImmediate waits for
+  // the next turn of the loop on top. Sync echo pairs on Deno, 256 MiB,
+  // interleaved medians: QuickJS 523 to 489 ms, hand-written 500 to 447 ms.
+  // On Node a microtask gained nothing, and on Bun it lost 5%.
+  const later: (task: () => void) => void = "Deno" in globalThis ? queueMicrotask : setImmediate;
   let eventsDue = false;
   const sendEvents = (): void => {
     eventsDue = false;
@@ -343,7 +349,7 @@ export async function serve(setup: WorkerSetup): Promise<void> {
   const events = (): void => {
     if (eventsDue) return;
     eventsDue = true;
-    setImmediate(sendEvents);
+    later(sendEvents);
   };
 
   // Rings are numbered; the main thread keeps every ring it was sent, so a
