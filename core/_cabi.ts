@@ -219,6 +219,8 @@ function lowerStreamError(e: unknown, memory: Memory, at: number, errors: () => 
 const encoder = new TextEncoder();
 // streams.ts's COPIES_LIST_ARGUMENTS, a registered symbol: no import cycle.
 const COPIES_LIST_ARGUMENTS = Symbol.for("wasi-tcp.copiesListArguments");
+// streams.ts's WRITE_LENT, likewise.
+const WRITE_LENT = Symbol.for("wasi-tcp.writeLent");
 // JSPI's wrapper for an import that may return a promise (Deno, Bun; not Node 20).
 const Suspending = (globalThis as { WebAssembly?: { Suspending?: new (f: (...args: never[]) => unknown) => object } })
   .WebAssembly?.Suspending;
@@ -328,8 +330,11 @@ export function installLowerings(t: CabiTargets): void {
         & Record<symbol, unknown>;
       const view = new Uint8Array(memory.bytes.buffer, ptr, len);
       try {
-        // Only a stream that copies may read guest memory after returning.
-        stream.write(stream[COPIES_LIST_ARGUMENTS] === true ? view : view.slice());
+        // Only a stream that copies may read guest memory after returning;
+        // the core's copies into its backend's pooled buffers where it can.
+        const lent = stream[WRITE_LENT] as ((contents: Uint8Array) => void) | undefined;
+        if (lent !== undefined) lent.call(stream, view);
+        else stream.write(stream[COPIES_LIST_ARGUMENTS] === true ? view : view.slice());
       } catch (e) {
         lowerStreamError(e, memory, ret + 4, () => tables.other);
         memory.view.setUint8(ret, 1);

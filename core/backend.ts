@@ -146,11 +146,19 @@ export interface BackendConnection {
    * Like {@link write}, but `chunk` is only lent for the call (a view of guest
    * memory, say): the backend hands what it can to the OS at once and copies
    * the rest. A backend that has it lets the core's output streams take
-   * views instead of copies (see COPIES_LIST_ARGUMENTS).
+   * views instead of copies (see COPIES_LIST_ARGUMENTS), unless it sets
+   * {@link borrowedWritesCopy}.
    *
    * @returns As {@link write}.
    */
   writeBorrowed?(chunk: Uint8Array): boolean;
+  /**
+   * Set when {@link writeBorrowed} copies every byte while {@link write} takes
+   * a chunk as it is (Deno: `conn.write` keeps its buffer until the write
+   * settles). The core then uses `writeBorrowed` only for bytes it is lent,
+   * and hands over with `write` what its caller gives away.
+   */
+  readonly borrowedWritesCopy?: boolean;
   /**
    * Asks whether every byte written so far has been handed to the OS: what a
    * guest's flush waits for.

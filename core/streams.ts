@@ -12,6 +12,7 @@
 
 import type { BackendConnection, ConnectionSink } from "./backend.ts";
 import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
+import { copyInto } from "./_copy.ts";
 import { isForeignStream } from "./_foreign_streams.ts";
 import { forgetRep } from "./_reps.ts";
 import { checkBigint } from "./_options.ts";
@@ -44,7 +45,8 @@ export const BLOCKING_WRITE_LIMIT = 4096;
  * they keep of a `list<u8>` argument before they return. scripts/transpile.ts
  * makes jco's output lend such methods a view of guest memory instead of a
  * copy. An {@link OutputStream} carries it when its backend can write from
- * borrowed bytes (`BackendConnection.writeBorrowed`).
+ * borrowed bytes (`BackendConnection.writeBorrowed`) without copying all of
+ * them.
  *
  * @example
  * ```ts
@@ -54,6 +56,20 @@ export const BLOCKING_WRITE_LIMIT = 4096;
  * ```
  */
 export const COPIES_LIST_ARGUMENTS: unique symbol = Symbol.for("wasi-tcp.copiesListArguments");
+/**
+ * The registered symbol of an {@link OutputStream} method that writes bytes
+ * lent for the call only, such as a view of guest memory or of shared memory:
+ * like `write`, but the stream copies what it keeps before returning, into
+ * the backend's pooled buffers where it has them (`writeBorrowed`). The
+ * lowerings and the sync mode's worker write through it.
+ *
+ * @example
+ * ```ts
+ * import { OutputStream, WRITE_LENT } from "./streams.ts";
+ * console.log(typeof OutputStream.prototype[WRITE_LENT]); // "function"
+ * ```
+ */
+export const WRITE_LENT: unique symbol = Symbol.for("wasi-tcp.writeLent");
 /**
  * How many received bytes the core holds for a guest that does not read.
  * Past it the backend stops reading and the kernel's window pushes back.
@@ -197,6 +213,13 @@ class Receiver implements PollSource {
   }
 }
 
+// A copy of lent bytes, which may be a view of shared memory (see _copy.ts).
+function copyOf(chunk: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(chunk.length);
+  copyInto(copy, 0, chunk);
+  return copy;
+}
+
 // The send side of one connection, shared by the sink and the OutputStream.
 // As in wasmtime, check-write's answer is a budget that writes use up, so a
 // guest may split what it was allowed over several writes: it is refilled
@@ -214,11 +237,16 @@ class Sender implements PollSource {
   error: IoError | undefined;
   errorReported = false;
   #flushed: PollSource | undefined;
-  // The backend copies what it keeps of a write: callers may lend their bytes.
+  // The backend can write lent bytes (writeBorrowed): lent writes need no
+  // copy of the core's.
+  readonly lends: boolean;
+  // Plain writes go through writeBorrowed too, so callers may lend their
+  // bytes; not where writeBorrowed copies every byte and write() none.
   readonly borrows: boolean;
 
   constructor(readonly connection: BackendConnection) {
-    this.borrows = typeof connection.writeBorrowed === "function";
+    this.lends = typeof connection.writeBorrowed === "function";
+    this.borrows = this.lends && connection.borrowedWritesCopy !== true;
   }
 
   ready(): boolean {
@@ -254,7 +282,8 @@ class Sender implements PollSource {
     if (this.error) throw StreamError.closed();
   }
 
-  write(chunk: Uint8Array): void {
+  // `lent`: the caller keeps `chunk`, and it is only good until this returns.
+  write(chunk: Uint8Array, lent: boolean = this.borrows): void {
     this.check();
     if (chunk.length > this.permit()) {
       throw trap(
@@ -264,7 +293,12 @@ class Sender implements PollSource {
       );
     }
     if (chunk.length === 0) return;
-    if (this.borrows ? this.connection.writeBorrowed!(chunk) : this.connection.write(chunk)) {
+    const accepted = !lent
+      ? this.connection.write(chunk)
+      : this.lends
+      ? this.connection.writeBorrowed!(chunk)
+      : this.connection.write(copyOf(chunk));
+    if (accepted) {
       this.writable = true;
       this.budget = WRITE_BUDGET;
     } else {
@@ -540,6 +574,22 @@ export class OutputStream {
       throw new TypeError("Expected contents to be a Uint8Array");
     }
     this.#tx.write(contents);
+  }
+
+  /**
+   * Like {@link write}, for bytes lent for the call only: the stream copies
+   * what it keeps before returning (see {@link WRITE_LENT}).
+   *
+   * @param contents At most what {@link checkWrite} allowed.
+   * @throws {Error} A trap (no `payload`) when `contents` exceeds the budget.
+   * @throws {StreamError} As {@link checkWrite}.
+   * @throws {TypeError} When `contents` is not a Uint8Array.
+   */
+  [WRITE_LENT](contents: Uint8Array): void {
+    if (!(contents instanceof Uint8Array)) {
+      throw new TypeError("Expected contents to be a Uint8Array");
+    }
+    this.#tx.write(contents, true);
   }
 
   /**

@@ -279,6 +279,10 @@ class DenoConnection implements BackendConnection {
     return this.#belowHighWater();
   }
 
+  // `conn.write` keeps its buffer until the write settles: a chunk given away
+  // goes out as it is, and lent bytes are copied whole.
+  readonly borrowedWritesCopy = true;
+
   // Copies into pooled buffers, appending to the last one while it has room:
   // a fresh array per write (zeroed, then collected) cost the synchronous
   // mode's worker about a seventh of its throughput here, and small writes

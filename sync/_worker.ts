@@ -7,7 +7,7 @@
 import type { TcpBackend } from "../core/backend.ts";
 import { NetworkError, StreamError } from "../core/errors.ts";
 import type { Pollable } from "../core/pollable.ts";
-import { COPIES_LIST_ARGUMENTS, type InputStream, type OutputStream } from "../core/streams.ts";
+import { type InputStream, type OutputStream, WRITE_LENT } from "../core/streams.ts";
 import type { TcpSocket } from "../core/tcp_socket.ts";
 import { createWasiSockets } from "../core/wasi_sockets.ts";
 import {
@@ -198,7 +198,6 @@ export class OutputPump {
     const ring = this.ring;
     const stream = this.#stream;
     const room = stream.subscribe();
-    const borrows = (stream as unknown as Record<symbol, unknown>)[COPIES_LIST_ARGUMENTS] === true;
     let shut = false;
     for (;;) {
       const bell = ring.doorbell();
@@ -225,21 +224,13 @@ export class OutputPump {
           await room.block();
           continue;
         }
-        const n = Math.min(available, budget);
         try {
-          if (borrows) {
-            // The backend copies what the OS does not take at once: the
-            // ring's bytes go out without a copy here.
-            const view = ring.view(n);
-            stream.write(view);
-            ring.discard(view.length);
-          } else {
-            // The core takes ownership of what it is given, and the ring's
-            // memory is reused: this is the one copy on the way out.
-            const chunk = new Uint8Array(n);
-            ring.take(chunk, n);
-            stream.write(chunk);
-          }
+          // Lent: the core copies what it keeps (where the backend takes
+          // lent bytes, only what the OS does not take at once, or into its
+          // pooled buffers), and the ring's room is free again at once.
+          const view = ring.view(Math.min(available, budget));
+          stream[WRITE_LENT](view);
+          ring.discard(view.length);
         } catch (e) {
           this.#fail(e);
           break;

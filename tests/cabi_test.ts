@@ -6,6 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CABI_LOWER, type CabiContext, installLowerings } from "../core/_cabi.ts";
+import type { BackendConnection } from "../core/backend.ts";
 import { IoError, StreamError } from "../core/errors.ts";
 import { Pollable } from "../core/pollable.ts";
 import { InputStream, OutputStream } from "../core/streams.ts";
@@ -117,6 +118,43 @@ describe("core/_cabi.ts lowerings", () => {
       write(handle, 8192, data.length, RET);
       assert.equal(g.view.getUint8(RET), 0, "ok");
       new Uint8Array(g.memory.buffer, 8192, data.length).fill(0xee);
+      client.output[Symbol.dispose]();
+      assert.deepEqual(await within(readAll(server.input), "the bytes"), data);
+    });
+  });
+
+  it("OutputStream.write()'s lowering lends guest memory through WRITE_LENT, so a backend with writeBorrowed copies it once and write() gets no copy of jco's", async () => {
+    const borrowed: Uint8Array[] = [];
+    let written = 0;
+    const wrap = (c: BackendConnection): BackendConnection =>
+      new Proxy(c, {
+        get: (target, key) => {
+          if (key === "borrowedWritesCopy") return true;
+          if (key === "writeBorrowed") {
+            return (chunk: Uint8Array): boolean => {
+              borrowed.push(chunk);
+              return target.write(chunk.slice());
+            };
+          }
+          if (key === "write") return (chunk: Uint8Array): boolean => (written++, target.write(chunk));
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    await withEnv({ wrapBackend: (b) => ({ ...b, connect: async (r) => wrap(await b.connect(r)) }) }, async (env) => {
+      const { client, server } = await pair(env);
+      const g = new Guest();
+      const outputs = table();
+      const write = g.lower(OutputStream.prototype.write, [table(), outputs]);
+      const handle = put(outputs, client.output);
+      const data = pattern(5000, 3);
+      new Uint8Array(g.memory.buffer, 8192, data.length).set(data);
+      write(handle, 8192, data.length, RET);
+      assert.equal(g.view.getUint8(RET), 0, "ok");
+      new Uint8Array(g.memory.buffer, 8192, data.length).fill(0xee);
+      assert.equal(borrowed.length, 1);
+      assert.equal(borrowed[0].buffer, g.memory.buffer, "a view of guest memory");
+      assert.equal(written, 0);
       client.output[Symbol.dispose]();
       assert.deepEqual(await within(readAll(server.input), "the bytes"), data);
     });

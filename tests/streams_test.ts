@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { BackendBinding, BackendConnection } from "../core/backend.ts";
 import { type IoError, StreamError } from "../core/errors.ts";
 import { MemoryNetwork } from "../core/memory_network.ts";
-import { COPIES_LIST_ARGUMENTS, InputStream, OutputStream } from "../core/streams.ts";
+import { COPIES_LIST_ARGUMENTS, InputStream, OutputStream, WRITE_LENT } from "../core/streams.ts";
 import { createWasiSockets } from "../core/wasi_sockets.ts";
 import {
   assertCode,
@@ -119,6 +119,80 @@ describe("OutputStream writes", () => {
       assert.ok(bytes.subarray(0, BUDGET).every((b) => b === 1), "the first write's bytes");
       assert.ok(bytes.subarray(BUDGET).every((b) => b === 2), "the blocking write's bytes");
       assert.ok(borrowed >= 2);
+    });
+  });
+
+  // A backend whose writeBorrowed copies every byte (Deno's), with the
+  // arrays its write() and writeBorrowed() were handed.
+  const copyingBorrower = (c: BackendConnection, seen: { written: Uint8Array[]; borrowed: Uint8Array[] }) =>
+    new Proxy(c, {
+      get: (target, key) => {
+        if (key === "borrowedWritesCopy") return true;
+        if (key === "writeBorrowed") {
+          return (chunk: Uint8Array): boolean => {
+            seen.borrowed.push(chunk);
+            return target.write(chunk.slice());
+          };
+        }
+        if (key === "write") {
+          return (chunk: Uint8Array): boolean => {
+            seen.written.push(chunk);
+            return target.write(chunk);
+          };
+        }
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+
+  it("OutputStream.write() hands a backend whose writeBorrowed copies every byte the caller's array as it is, and carries no copiesListArguments mark", async () => {
+    const seen = { written: [] as Uint8Array[], borrowed: [] as Uint8Array[] };
+    await withEnv({
+      wrapBackend: (b) => ({ ...b, connect: async (r) => copyingBorrower(await b.connect(r), seen) }),
+    }, async (env) => {
+      const { client, server } = await pair(env);
+      assert.equal(COPIES_LIST_ARGUMENTS in client.output, false);
+      const data = pattern(1000);
+      client.output.write(data);
+      assert.equal(seen.written.length, 1);
+      assert.equal(seen.written[0], data, "the same array, not a copy");
+      assert.equal(seen.borrowed.length, 0);
+      client.output[Symbol.dispose]();
+      assert.deepEqual(await within(readAll(server.input), "the bytes"), data);
+    });
+  });
+
+  it("OutputStream[WRITE_LENT]() goes through writeBorrowed where the backend has it, and a caller reusing its array at once loses nothing", async () => {
+    const seen = { written: [] as Uint8Array[], borrowed: [] as Uint8Array[] };
+    await withEnv({
+      wrapBackend: (b) => ({ ...b, connect: async (r) => copyingBorrower(await b.connect(r), seen) }),
+    }, async (env) => {
+      const { client, server } = await pair(env);
+      const scratch = pattern(1000);
+      client.output[WRITE_LENT](scratch);
+      scratch.fill(0xee);
+      assert.equal(seen.borrowed.length, 1);
+      assert.equal(seen.written.length, 0);
+      client.output[Symbol.dispose]();
+      assert.deepEqual(await within(readAll(server.input), "the bytes"), pattern(1000));
+    });
+  });
+
+  it("OutputStream[WRITE_LENT]() hands a backend without writeBorrowed a copy, so a caller reusing its array at once loses nothing", async () => {
+    await withEnv({}, async (env) => {
+      const { client, server } = await pair(env);
+      const scratch = pattern(1000);
+      client.output[WRITE_LENT](scratch);
+      scratch.fill(0xee);
+      client.output[Symbol.dispose]();
+      assert.deepEqual(await within(readAll(server.input), "the bytes"), pattern(1000));
+    });
+  });
+
+  it("OutputStream[WRITE_LENT]() throws a TypeError for contents that are not a Uint8Array", async () => {
+    await withEnv({}, async (env) => {
+      const { client } = await pair(env);
+      assert.throws(() => client.output[WRITE_LENT]([1, 2, 3] as unknown as Uint8Array), TypeError);
     });
   });
 

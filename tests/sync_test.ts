@@ -17,6 +17,7 @@ import { Channel } from "../sync/_channel.ts";
 import { tcpTable } from "./_backend_suite.ts";
 import { ENDED, Ring, SHUTDOWN_SEND } from "../sync/_ring.ts";
 import { OutputPump } from "../sync/_worker.ts";
+import { WRITE_LENT } from "../core/streams.ts";
 import { LOCALHOST4, LOCALHOST6, pattern, withPort } from "./_wasi_helpers.ts";
 
 /** The error code, or stream error tag, that `fn` throws; undefined when it does not throw. */
@@ -923,7 +924,7 @@ describe("OutputPump (the worker's side of an output ring)", () => {
     const pollable = { block: () => Promise.resolve(), [Symbol.dispose]: () => {} };
     const stream = {
       checkWrite: () => 1n << 20n,
-      write: (bytes: Uint8Array) => void (written += bytes.length),
+      [WRITE_LENT]: (bytes: Uint8Array) => void (written += bytes.length),
       subscribe: () => pollable,
       blockingFlush: () => Promise.resolve(void (flushedAt = written)),
       [Symbol.dispose]: () => {},
@@ -952,7 +953,7 @@ describe("OutputPump (the worker's side of an output ring)", () => {
     const pollable = { block: () => Promise.resolve(), [Symbol.dispose]: () => {} };
     const stream = {
       checkWrite: () => 1n << 20n,
-      write: (bytes: Uint8Array) => void (written += bytes.length),
+      [WRITE_LENT]: (bytes: Uint8Array) => void (written += bytes.length),
       subscribe: () => pollable,
       blockingFlush: () => Promise.resolve(),
       // The drop's FIN, after the ring's last byte.
