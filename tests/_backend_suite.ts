@@ -618,76 +618,68 @@ export function backendSuite(
     }
   });
 
-  it(`${label}.writeBorrowed() copies what the OS does not take at once: a caller reusing its array loses nothing`, {
-    skip: noWriteBorrowed,
-  }, async () => {
+  // Connects, lets `write` send the pattern through writeBorrowed while the
+  // server does not read yet, then checks what the server gets: every byte,
+  // in order, whatever the caller did with its arrays after each call.
+  const borrowedWritesArrive = async (
+    write: (writeBorrowed: (chunk: Uint8Array) => boolean, data: Uint8Array) => void,
+    size: number,
+  ): Promise<void> => {
     const backend = create();
     const server = await Server.open(backend);
     let client: BackendConnection | undefined;
     try {
       client = await connect(backend, "127.0.0.1", server.port);
       assert.equal(typeof client.writeBorrowed, "function");
-      const writeBorrowed = client.writeBorrowed!.bind(client);
       const accepted = await server.next();
       const atServer = new Recorder();
       client.start(new Recorder());
-      // 8 MiB while the server does not read: the kernel's buffers fill, so
-      // most writes are partial or queued behind one.
-      const size = 8 * 1024 * 1024;
-      const data = pattern(size);
+      write(client.writeBorrowed!.bind(client), pattern(size));
+      client.shutdown("send");
+      accepted.start(atServer);
+      await atServer.until(() => atServer.ended, "server sees end", 30_000);
+      assert.equal(atServer.bytesAtEnd, size);
+      assertPattern(atServer.chunks, size);
+    } finally {
+      client?.close();
+      server.close();
+    }
+  };
+
+  it(`${label}.writeBorrowed() copies what the OS does not take at once: a caller reusing its array loses nothing`, {
+    skip: noWriteBorrowed,
+  }, async () => {
+    // 8 MiB while the server does not read: the kernel's buffers fill, so
+    // most writes are partial or queued behind one.
+    await borrowedWritesArrive((writeBorrowed, data) => {
       const scratch = new Uint8Array(65536);
       let stalled = false;
-      for (let offset = 0; offset < size; offset += scratch.length) {
+      for (let offset = 0; offset < data.length; offset += scratch.length) {
         scratch.set(data.subarray(offset, offset + scratch.length));
         if (!writeBorrowed(scratch)) stalled = true;
         scratch.fill(0xee);
       }
       assert.ok(stalled, "the writes never backed up, so nothing was left to copy");
-      client.shutdown("send");
-      accepted.start(atServer);
-      await atServer.until(() => atServer.ended, "server sees end", 30_000);
-      assert.equal(atServer.bytesAtEnd, size);
-      assertPattern(atServer.chunks, size);
-    } finally {
-      client?.close();
-      server.close();
-    }
+    }, 8 * 1024 * 1024);
   });
+
+  // Sizes around the backends' buffer sizes, repeated while the server does
+  // not read, so that writes land behind pending ones.
+  const MIXED_SIZES = [1, 100, 65535, 65537, 3, 1048576 + 3, 65536, 7, 2 * 1048576 + 1, 1];
 
   it(`${label}.writeBorrowed() keeps the order of writes from 1 byte to over 1 MiB, whatever it queues them in`, {
     skip: noWriteBorrowed,
   }, async () => {
-    const backend = create();
-    const server = await Server.open(backend);
-    let client: BackendConnection | undefined;
-    try {
-      client = await connect(backend, "127.0.0.1", server.port);
-      const writeBorrowed = client.writeBorrowed!.bind(client);
-      const accepted = await server.next();
-      const atServer = new Recorder();
-      client.start(new Recorder());
-      // Sizes around the backends' buffer sizes, repeated while the server
-      // does not read, so that writes land behind pending ones.
-      const sizes = [1, 100, 65535, 65537, 3, 1048576 + 3, 65536, 7, 2 * 1048576 + 1, 1];
-      const size = 4 * sizes.reduce((a, b) => a + b);
-      const data = pattern(size);
+    await borrowedWritesArrive((writeBorrowed, data) => {
       const scratch = new Uint8Array(2 * 1048576 + 1);
-      for (let offset = 0, i = 0; offset < size; i++) {
-        const n = sizes[i % sizes.length];
+      for (let offset = 0, i = 0; offset < data.length; i++) {
+        const n = MIXED_SIZES[i % MIXED_SIZES.length];
         scratch.set(data.subarray(offset, offset + n));
         writeBorrowed(scratch.subarray(0, n));
         scratch.fill(0xee);
         offset += n;
       }
-      client.shutdown("send");
-      accepted.start(atServer);
-      await atServer.until(() => atServer.ended, "server sees end", 30_000);
-      assert.equal(atServer.bytesAtEnd, size);
-      assertPattern(atServer.chunks, size);
-    } finally {
-      client?.close();
-      server.close();
-    }
+    }, 4 * MIXED_SIZES.reduce((a, b) => a + b));
   });
 
   it(`${label}.pause() stops reading so that the peer's writes back up`, async () => {

@@ -122,9 +122,10 @@ describe("OutputStream writes", () => {
     });
   });
 
-  // A backend whose writeBorrowed copies every byte (Deno's), with the
-  // arrays its write() and writeBorrowed() were handed.
-  const copyingBorrower = (c: BackendConnection, seen: { written: Uint8Array[]; borrowed: Uint8Array[] }) =>
+  // A connected pair on a backend whose writeBorrowed copies every byte
+  // (Deno's), with the arrays its write() and writeBorrowed() were handed.
+  type Seen = { written: Uint8Array[]; borrowed: Uint8Array[] };
+  const copyingBorrower = (c: BackendConnection, seen: Seen) =>
     new Proxy(c, {
       get: (target, key) => {
         if (key === "borrowedWritesCopy") return true;
@@ -144,13 +145,17 @@ describe("OutputStream writes", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-
-  it("OutputStream.write() hands a backend whose writeBorrowed copies every byte the caller's array as it is, and carries no copiesListArguments mark", async () => {
-    const seen = { written: [] as Uint8Array[], borrowed: [] as Uint8Array[] };
+  const withCopyingBorrower = async (
+    fn: (conns: Awaited<ReturnType<typeof pair>>, seen: Seen) => Promise<void>,
+  ): Promise<void> => {
+    const seen: Seen = { written: [], borrowed: [] };
     await withEnv({
       wrapBackend: (b) => ({ ...b, connect: async (r) => copyingBorrower(await b.connect(r), seen) }),
-    }, async (env) => {
-      const { client, server } = await pair(env);
+    }, async (env) => fn(await pair(env), seen));
+  };
+
+  it("OutputStream.write() hands a backend whose writeBorrowed copies every byte the caller's array as it is, and carries no copiesListArguments mark", async () => {
+    await withCopyingBorrower(async ({ client, server }, seen) => {
       assert.equal(COPIES_LIST_ARGUMENTS in client.output, false);
       const data = pattern(1000);
       client.output.write(data);
@@ -163,11 +168,7 @@ describe("OutputStream writes", () => {
   });
 
   it("OutputStream[WRITE_LENT]() goes through writeBorrowed where the backend has it, and a caller reusing its array at once loses nothing", async () => {
-    const seen = { written: [] as Uint8Array[], borrowed: [] as Uint8Array[] };
-    await withEnv({
-      wrapBackend: (b) => ({ ...b, connect: async (r) => copyingBorrower(await b.connect(r), seen) }),
-    }, async (env) => {
-      const { client, server } = await pair(env);
+    await withCopyingBorrower(async ({ client, server }, seen) => {
       const scratch = pattern(1000);
       client.output[WRITE_LENT](scratch);
       scratch.fill(0xee);
