@@ -285,7 +285,7 @@ class DenoConnection implements BackendConnection {
 
   // Copies into pooled buffers, appending to the last one while it has room:
   // a fresh array per write (zeroed, then collected) cost the synchronous
-  // mode's worker about a seventh of its throughput here, and small writes
+  // mode's worker about an eighth of its throughput here, and small writes
   // share one `conn.write`. Appending to the buffer being written is safe:
   // the pending write holds a view that ends where the new bytes start.
   writeBorrowed(chunk: Uint8Array): boolean {
