@@ -4,18 +4,23 @@
 // and next to @bytecodealliance/preview2-shim (the reference host).
 //
 //   node --import tsx scripts/bench_guests.ts [--runtimes node,deno,bun] [--modes jspi,sync,reference]
-//        [--guests js,wat] [--mib 128] [--warmup-mib 64] [--conns 200] [--ref-mib N] [--ref-conns N] [--runs 3]
-//        [--json]
+//        [--guests js,wat] [--mib 128] [--warmup-mib 256] [--conns 200] [--ref-mib N] [--ref-conns N]
+//        [--ref-warmup-mib 64] [--runs 3] [--json]
 //
 // Per run: a server process and a client process; the client warms up with an
-// untimed exchange of --warmup-mib, then times one exchange of --mib (its stream out, the echo
-// back, hashed with SHA-256 on the host side of the guest, as the raw client
-// hashes too) and --conns empty exchanges (connect, close). The guests use
+// untimed exchange of --warmup-mib (--ref-warmup-mib for preview2-shim), then
+// times one exchange of --mib (its stream out, the echo back, hashed with
+// SHA-256 on the host side of the guest, as the raw client hashes too) and
+// --conns empty exchanges (connect, close). The guests use
 // echo-client's `echo` (no half-close: preview2-shim has none; the client
 // closes once the echo is back), the raw client a half-close. MB/s is MiB sent per second of that exchange (1 MB = 1e6 bytes);
 // medians of --runs. preview2-shim gets the same sizes unless --ref-mib or
 // --ref-conns say otherwise: both figures grow with size (warm-up), so only
-// equal sizes compare fairly.
+// equal sizes compare fairly. The warm-up is long because a shorter one leaves
+// the JIT compilers at work in the timed exchange (on Bun, JavaScriptCore's
+// tiers for QuickJS; on Node, V8's optimizing compiler). preview2-shim keeps
+// a shorter one: its throughput falls as traffic goes on, so a long warm-up
+// would flatter this package (and take a minute per run on Deno).
 //
 // --guests picks the guest pairs: `js` (echo_server.js, echo_client.js under
 // componentize-qjs's QuickJS) and `wat` (echo_server.wat, echo_client.wat,
@@ -38,6 +43,7 @@ interface Options {
   guests: Guest[];
   mib: number;
   warmupMib: number;
+  refWarmupMib: number;
   conns: number;
   refMib: number;
   refConns: number;
@@ -63,7 +69,8 @@ function parse(argv: string[]): Options {
     modes: ["jspi", "sync", "reference"],
     guests: ["js", "wat"],
     mib: 128,
-    warmupMib: 64,
+    warmupMib: 256,
+    refWarmupMib: 64,
     conns: 200,
     refMib: -1,
     refConns: -1,
@@ -78,6 +85,7 @@ function parse(argv: string[]): Options {
     else if (a === "--guests") o.guests = v().split(",") as Guest[];
     else if (a === "--mib") o.mib = Number(v());
     else if (a === "--warmup-mib") o.warmupMib = Number(v());
+    else if (a === "--ref-warmup-mib") o.refWarmupMib = Number(v());
     else if (a === "--conns") o.conns = Number(v());
     else if (a === "--ref-mib") o.refMib = Number(v());
     else if (a === "--ref-conns") o.refConns = Number(v());
@@ -140,11 +148,12 @@ async function measure(o: Options, runtime: Runtime, variant: Variant, guest: Gu
   const ref = variant === "reference";
   const size = (ref ? o.refMib : o.mib) * 1024 * 1024;
   const conns = ref ? o.refConns : o.conns;
+  const warmup = Math.max(65536, (ref ? o.refWarmupMib : o.warmupMib) * 1024 * 1024);
   const tp: number[] = [];
   const cr: number[] = [];
   try {
     for (let run = 0; run < o.runs; run++) {
-      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns, Math.max(65536, o.warmupMib * 1024 * 1024));
+      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns, warmup);
       tp.push(a);
       cr.push(b);
       process.stderr.write(`${runtime} ${variant}${guest ? ` ${guest}` : ""} run ${run + 1}: ${a.toFixed(1)} MB/s, ${b.toFixed(0)} conn/s\n`);
@@ -201,7 +210,7 @@ if (o.json) {
   }
   console.log(
     `\n${o.mib} MiB echo and ${o.conns} connections per run after a ${o.warmupMib} MiB warm-up ` +
-      `(preview2-shim: ${o.refMib} MiB, ${o.refConns}), ` +
+      `(preview2-shim: ${o.refMib} MiB, ${o.refConns}, after ${o.refWarmupMib} MiB), ` +
       `medians of ${o.runs}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}.`,
   );
 }
