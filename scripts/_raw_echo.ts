@@ -6,7 +6,7 @@
 // Bun.listen/connect under Bun.
 //
 //   <runtime> scripts/_raw_echo.ts server CLIENTS
-//   <runtime> scripts/_raw_echo.ts bench PORT SIZE COUNT [WARMUP]
+//   <runtime> scripts/_raw_echo.ts bench PORT SIZE COUNT [WARMUP] [WARMUP_CONNS]
 //
 // Prints the same JSON lines as tests/_guest_runner.ts's server and bench.
 
@@ -281,9 +281,10 @@ const [command, ...args] = process.argv.slice(2);
 if (command === "server") {
   print({ served: String(await api.serve(Number(args[0]))) });
 } else if (command === "bench") {
-  const [port, size, count, warmup = 65536] = args.map(Number);
-  // The same seed as the timed exchange, as tests/_guest_runner.ts warms up.
-  await api.exchange(port, warmup, 1);
+  const [port, size, count, warmup = 65536, warmupConns = 1] = args.map(Number);
+  // The same seed and split as tests/_guest_runner.ts warms up with.
+  const each = Math.floor(warmup / warmupConns);
+  for (let i = 0; i < warmupConns; i++) await api.exchange(port, each, 1);
   let started = performance.now();
   const digest = await api.exchange(port, size, 1);
   const bytesMs = performance.now() - started;
@@ -291,5 +292,5 @@ if (command === "server") {
   for (let i = 0; i < count; i++) await api.exchange(port, 0, 1);
   print({ digest, bytesMs, connsMs: performance.now() - started });
 } else {
-  throw new Error("Usage: _raw_echo.ts server CLIENTS | bench PORT SIZE COUNT [WARMUP]");
+  throw new Error("Usage: _raw_echo.ts server CLIENTS | bench PORT SIZE COUNT [WARMUP] [WARMUP_CONNS]");
 }

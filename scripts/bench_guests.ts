@@ -5,11 +5,12 @@
 //
 //   node --import tsx scripts/bench_guests.ts [--runtimes node,deno,bun] [--modes jspi,sync,reference]
 //        [--guests js,wat] [--mib 128] [--warmup-mib 256] [--conns 200] [--ref-mib N] [--ref-conns N]
-//        [--ref-warmup-mib 64] [--runs 3] [--json]
+//        [--ref-warmup-mib 64] [--warmup-conns 4] [--runs 3] [--json]
 //
-// Per run: a server process and a client process; the client warms up with an
-// untimed exchange of --warmup-mib (--ref-warmup-mib for preview2-shim), then
-// times one exchange of --mib (its stream out, the echo back, hashed with
+// Per run: a server process and a client process; the client warms up with
+// untimed exchanges of --warmup-mib in all (--ref-warmup-mib for
+// preview2-shim), split evenly over --warmup-conns connections, then times one
+// exchange of --mib (its stream out, the echo back, hashed with
 // SHA-256 on the host side of the guest, as the raw client hashes too) and
 // --conns empty exchanges (connect, close). The guests use
 // echo-client's `echo` (no half-close: preview2-shim has none; the client
@@ -18,7 +19,10 @@
 // --ref-conns say otherwise: both figures grow with size (warm-up), so only
 // equal sizes compare fairly. The warm-up is long because a shorter one leaves
 // the JIT compilers at work in the timed exchange (on Bun, JavaScriptCore's
-// tiers for QuickJS; on Node, V8's optimizing compiler). preview2-shim keeps
+// tiers for QuickJS; on Node, V8's optimizing compiler), and spread over
+// several connections because V8 recompiles as the first few connections of a
+// process end (Node's sync mode: optimizing compilers at 2.2 samples per MiB
+// of 12 in the exchange after a single warm-up connection). preview2-shim keeps
 // a shorter one: its throughput falls as traffic goes on, so a long warm-up
 // would flatter this package (and take a minute per run on Deno).
 //
@@ -44,6 +48,7 @@ interface Options {
   mib: number;
   warmupMib: number;
   refWarmupMib: number;
+  warmupConns: number;
   conns: number;
   refMib: number;
   refConns: number;
@@ -71,6 +76,7 @@ function parse(argv: string[]): Options {
     mib: 128,
     warmupMib: 256,
     refWarmupMib: 64,
+    warmupConns: 4,
     conns: 200,
     refMib: -1,
     refConns: -1,
@@ -86,6 +92,7 @@ function parse(argv: string[]): Options {
     else if (a === "--mib") o.mib = Number(v());
     else if (a === "--warmup-mib") o.warmupMib = Number(v());
     else if (a === "--ref-warmup-mib") o.refWarmupMib = Number(v());
+    else if (a === "--warmup-conns") o.warmupConns = Number(v());
     else if (a === "--conns") o.conns = Number(v());
     else if (a === "--ref-mib") o.refMib = Number(v());
     else if (a === "--ref-conns") o.refConns = Number(v());
@@ -94,6 +101,9 @@ function parse(argv: string[]): Options {
     else throw new Error(`Unexpected argument ${a}`);
   }
   for (const g of o.guests) if (g !== "js" && g !== "wat") throw new Error(`Unknown guest ${g}: expected js or wat`);
+  if (!Number.isInteger(o.warmupConns) || o.warmupConns < 1) {
+    throw new Error(`--warmup-conns must be a whole number of at least 1, got ${o.warmupConns}`);
+  }
   if (o.refMib < 0) o.refMib = o.mib;
   if (o.refConns < 0) o.refConns = o.conns;
   return o;
@@ -111,9 +121,10 @@ async function once(
   size: number,
   conns: number,
   warmup: number,
+  warmupConns: number,
 ): Promise<[number, number]> {
   const kids: GuestProcess[] = [];
-  const clients = String(conns + 2);
+  const clients = String(conns + 1 + warmupConns);
   try {
     const server = variant === "raw"
       ? spawnGuest(runtime, ["server", clients], RAW)
@@ -121,7 +132,7 @@ async function once(
     kids.push(server);
     const { port } = await server.next<{ port: number }>(DEADLINE_MS);
     const client = variant === "raw"
-      ? spawnGuest(runtime, ["bench", String(port), String(size), String(conns), String(warmup)], RAW)
+      ? spawnGuest(runtime, ["bench", String(port), String(size), String(conns), String(warmup), String(warmupConns)], RAW)
       : spawnGuest(runtime, [
         "bench",
         variant,
@@ -133,6 +144,7 @@ async function once(
         "echo",
         guest,
         String(warmup),
+        String(warmupConns),
       ]);
     kids.push(client);
     const r = await client.next<{ digest: string; bytesMs: number; connsMs: number }>(DEADLINE_MS);
@@ -153,7 +165,7 @@ async function measure(o: Options, runtime: Runtime, variant: Variant, guest: Gu
   const cr: number[] = [];
   try {
     for (let run = 0; run < o.runs; run++) {
-      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns, warmup);
+      const [a, b] = await once(runtime, variant, guest ?? "js", size, conns, warmup, o.warmupConns);
       tp.push(a);
       cr.push(b);
       process.stderr.write(`${runtime} ${variant}${guest ? ` ${guest}` : ""} run ${run + 1}: ${a.toFixed(1)} MB/s, ${b.toFixed(0)} conn/s\n`);
@@ -211,6 +223,7 @@ if (o.json) {
   console.log(
     `\n${o.mib} MiB echo and ${o.conns} connections per run after a ${o.warmupMib} MiB warm-up ` +
       `(preview2-shim: ${o.refMib} MiB, ${o.refConns}, after ${o.refWarmupMib} MiB), ` +
+      `warm-ups over ${o.warmupConns} connection${o.warmupConns === 1 ? "" : "s"}, ` +
       `medians of ${o.runs}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}.`,
   );
 }
