@@ -5,7 +5,7 @@
 //
 //   node --import tsx scripts/bench_guests.ts [--runtimes node,deno,bun] [--modes jspi,sync,reference]
 //        [--guests js,wat] [--mib 128] [--warmup-mib 256] [--conns 200] [--ref-mib N] [--ref-conns N]
-//        [--ref-warmup-mib 64] [--warmup-conns 4] [--runs 3] [--json]
+//        [--ref-warmup-mib 64] [--warmup-conns 1] [--runs 3] [--json]
 //
 // Per run: a server process and a client process; the client warms up with
 // untimed exchanges of --warmup-mib in all (--ref-warmup-mib for
@@ -19,12 +19,13 @@
 // --ref-conns say otherwise: both figures grow with size (warm-up), so only
 // equal sizes compare fairly. The warm-up is long because a shorter one leaves
 // the JIT compilers at work in the timed exchange (on Bun, JavaScriptCore's
-// tiers for QuickJS; on Node, V8's optimizing compiler), and spread over
-// several connections because V8 recompiles as the first few connections of a
-// process end (Node's sync mode: optimizing compilers at 2.2 samples per MiB
-// of 12 in the exchange after a single warm-up connection). preview2-shim keeps
-// a shorter one: its throughput falls as traffic goes on, so a long warm-up
-// would flatter this package (and take a minute per run on Deno).
+// tiers for QuickJS; on Node, V8's optimizing compiler). V8 also recompiles
+// as the first few connections of a process end, for raw sockets too:
+// --warmup-conns 4 made both this package's and raw sockets' timed exchange
+// faster on Node and left their ratio where it was (README), so one warm-up
+// connection stays the default. preview2-shim keeps a shorter warm-up: its
+// throughput falls as traffic goes on, so a long one would flatter this
+// package (and take a minute per run on Deno).
 //
 // --guests picks the guest pairs: `js` (echo_server.js, echo_client.js under
 // componentize-qjs's QuickJS) and `wat` (echo_server.wat, echo_client.wat,
@@ -76,7 +77,7 @@ function parse(argv: string[]): Options {
     mib: 128,
     warmupMib: 256,
     refWarmupMib: 64,
-    warmupConns: 4,
+    warmupConns: 1,
     conns: 200,
     refMib: -1,
     refConns: -1,
