@@ -382,6 +382,20 @@ describe("createSyncWasiSockets()", () => {
     }
   });
 
+  it("OutputStream.checkWrite() answers a fresh connection's whole ring, 1 MiB, and the room left after a write", () => {
+    const p = pair(wasi);
+    try {
+      // One batch of up to 1 MiB per hand-over to the worker (see RING_CAPACITY).
+      assert.equal(p.clientOut.checkWrite(), 1n << 20n);
+      p.clientOut.write(new Uint8Array(1000));
+      const left = p.clientOut.checkWrite();
+      // The worker may already have taken the 1000 bytes.
+      assert.ok(left === (1n << 20n) - 1000n || left === 1n << 20n, `check-write gave ${left} after a write`);
+    } finally {
+      p.close();
+    }
+  });
+
   it("TcpSocket.finishConnect() gives connection-refused for a port bound but not listening", () => {
     const net = wasi.instanceNetwork.instanceNetwork();
     const bound = wasi.tcpCreateSocket.createTcpSocket("ipv4");
