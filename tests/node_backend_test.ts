@@ -8,7 +8,6 @@ describe("runtimes/node.ts", () => {
   backendSuite({
     label: "createNodeBackend()",
     create: createNodeBackend,
-    noWriteBorrowed: "node:net keeps a written buffer until it is sent",
     noIpv6Only: RUNTIME === "deno" ? "Deno's node:net ignores UV_TCP_IPV6ONLY" : false,
   });
 });
