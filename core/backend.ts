@@ -156,8 +156,8 @@ export interface BackendConnection {
    * Set when {@link writeBorrowed} copies every byte while {@link write} takes
    * a chunk as it is (Deno's `conn.write` and node:net's `socket.write` keep
    * their buffer until the write settles). The core then uses `writeBorrowed`
-   * only for bytes it is lent,
-   * and hands over with `write` what its caller gives away.
+   * only for bytes it is lent, and hands over with `write` what its caller
+   * gives away.
    */
   readonly borrowedWritesCopy?: boolean;
   /**

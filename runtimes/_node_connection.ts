@@ -30,9 +30,9 @@ const EMPTY = new Uint8Array(0);
 const PAUSED_IS_QUIET = !("Deno" in globalThis) && !("Bun" in globalThis);
 // Copies of lent writes (writeBorrowed), reused once node:net calls a write
 // back: a fresh array per write costs an allocation, its zeroing and the
-// collector's work (the sync worker's writes: memset alone was a tenth of its
-// JavaScript-side time on Node). Up to the core's write budget; bigger lent
-// writes get a fresh copy.
+// collector's work (in the sync worker on Node, memset alone was about a
+// tenth of its time outside the kernel). Up to the core's write budget;
+// bigger lent writes get a fresh copy.
 const POOLED_BYTES = 65536;
 const POOL_KEEP = 32;
 const pool: Uint8Array[] = [];

@@ -16,10 +16,10 @@
 // on stdout: the server `{"port":N}` once listening, then `{"served":"N"}`;
 // the client `{"digest":"...","ms":N}`; conns `{"count":N,"ms":N}`; bench,
 // after warm-up exchanges of WARMUP bytes in all (default 64 KiB) over
-// WARMUP_CONNS connections (default 1), `{"digest":"...","bytesMs":N,"connsMs":N}`
-// for one exchange of SIZE and COUNT empty ones (COUNT + 1 + WARMUP_CONNS
-// connections in all); race
-// `{"ready":[...],"ms":N}`; conformance `{"checks":[...]}`.
+// WARMUP_CONNS connections (default 1), `{"digest":"...","bytesMs":N,
+// "connsMs":N}` for one exchange of SIZE and COUNT empty ones (COUNT + 1 +
+// WARMUP_CONNS connections in all); race `{"ready":[...],"ms":N}`;
+// conformance `{"checks":[...]}`.
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
