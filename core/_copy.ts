@@ -41,3 +41,15 @@ export function copyInto(dst: Uint8Array, at: number, src: Uint8Array): void {
     dst.set(via, at + done);
   }
 }
+
+/**
+ * A fresh copy of `src`, quick when it is a view of shared memory.
+ *
+ * @param src What to copy.
+ * @returns The copy.
+ */
+export function copyOf(src: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(src.length);
+  copyInto(copy, 0, src);
+  return copy;
+}

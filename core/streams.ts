@@ -12,7 +12,7 @@
 
 import type { BackendConnection, ConnectionSink } from "./backend.ts";
 import { IoError, type NetworkError, StreamError, trap } from "./errors.ts";
-import { copyInto } from "./_copy.ts";
+import { copyOf } from "./_copy.ts";
 import { isForeignStream } from "./_foreign_streams.ts";
 import { forgetRep } from "./_reps.ts";
 import { checkBigint } from "./_options.ts";
@@ -211,13 +211,6 @@ class Receiver implements PollSource {
     }
     this.notifier.notify();
   }
-}
-
-// A copy of lent bytes, which may be a view of shared memory (see _copy.ts).
-function copyOf(chunk: Uint8Array): Uint8Array {
-  const copy = new Uint8Array(chunk.length);
-  copyInto(copy, 0, chunk);
-  return copy;
 }
 
 // The send side of one connection, shared by the sink and the OutputStream.

@@ -16,7 +16,7 @@ import type {
   TcpOptions,
 } from "../core/backend.ts";
 import { NetworkError } from "../core/errors.ts";
-import { copyInto } from "../core/_copy.ts";
+import { copyInto, copyOf } from "../core/_copy.ts";
 import { formatAddress, toNetworkError } from "./_node_errors.ts";
 
 const NS_PER_MS = 1_000_000n;
@@ -248,11 +248,7 @@ export class NodeConnection implements BackendConnection {
    * `drain` follows when it empties.
    */
   write(chunk: Uint8Array): boolean {
-    if (this.#done || this.#sendShut) return true;
-    if (!this.#live) this.#goLive();
-    if (this.#socket.write(chunk)) return true;
-    this.#needDrain = true;
-    return false;
+    return this.#send(chunk);
   }
 
   /** node:net keeps what it is given until sent, so borrowed writes are copies. */
@@ -266,22 +262,19 @@ export class NodeConnection implements BackendConnection {
    */
   writeBorrowed(chunk: Uint8Array): boolean {
     if (this.#done || this.#sendShut) return true;
+    if (chunk.length > POOLED_BYTES) return this.#send(copyOf(chunk));
+    const buffer = pool.pop() ?? new Uint8Array(POOLED_BYTES);
+    copyInto(buffer, 0, chunk);
+    // Called back once node:net is done with the bytes: sent, or failed.
+    return this.#send(buffer.subarray(0, chunk.length), () => {
+      if (pool.length < POOL_KEEP) pool.push(buffer);
+    });
+  }
+
+  #send(chunk: Uint8Array, sent?: (error?: Error | null) => void): boolean {
+    if (this.#done || this.#sendShut) return true;
     if (!this.#live) this.#goLive();
-    const n = chunk.length;
-    let accepted: boolean;
-    if (n > POOLED_BYTES) {
-      const copy = new Uint8Array(n);
-      copyInto(copy, 0, chunk);
-      accepted = this.#socket.write(copy);
-    } else {
-      const buffer = pool.pop() ?? new Uint8Array(POOLED_BYTES);
-      copyInto(buffer, 0, chunk);
-      // Called back once node:net is done with the bytes: sent, or failed.
-      accepted = this.#socket.write(buffer.subarray(0, n), () => {
-        if (pool.length < POOL_KEEP) pool.push(buffer);
-      });
-    }
-    if (accepted) return true;
+    if (this.#socket.write(chunk, sent)) return true;
     this.#needDrain = true;
     return false;
   }
